@@ -1,0 +1,144 @@
+/// The slice of the ledger one unit of work sees and changes: the wallets it
+/// locked, their balances and open holds, and the transactions it looked up.
+/// The Postgres store loads one per database transaction (for a batch of
+/// commands); the in-memory store keeps one for everything. `Ledger` applies
+/// commands to it; the changes it records are what a store must persist.
+public struct LedgerState: Sendable {
+    public struct WalletAsset: Hashable, Sendable {
+        public var walletID: String
+        public var asset: String
+
+        public init(walletID: String, asset: String) {
+            self.walletID = walletID
+            self.asset = asset
+        }
+    }
+
+    public var assets: [String: Asset] = [:]
+    public private(set) var wallets: [String: WalletRecord] = [:]
+    /// Posted balance per bucket, per (wallet, asset). A missing bucket is 0.
+    public private(set) var postings: [WalletAsset: [String: Int64]] = [:]
+    public private(set) var transactions: [String: TransactionRecord] = [:]
+    /// Open (PENDING) authorizations per wallet.
+    public private(set) var openHolds: [String: Set<String>] = [:]
+
+    // What changed since the last `resetChanges()`, for the store to write.
+    public private(set) var insertedTransactionIDs: [String] = []
+    public private(set) var updatedTransactionIDs: Set<String> = []
+    public private(set) var touchedBalances: Set<BalanceKey> = []
+    public private(set) var touchedWalletIDs: Set<String> = []
+
+    public init() {}
+
+    // MARK: Loading (stores only)
+
+    public mutating func load(wallet: WalletRecord) {
+        wallets[wallet.id] = wallet
+    }
+
+    public mutating func load(posted: Int64, for key: BalanceKey) {
+        postings[WalletAsset(walletID: key.walletID, asset: key.asset), default: [:]][key.bucket] = posted
+    }
+
+    public mutating func load(transaction: TransactionRecord) {
+        transactions[transaction.id] = transaction
+        if transaction.isOpenHold {
+            openHolds[transaction.walletID, default: []].insert(transaction.id)
+        }
+    }
+
+    public mutating func resetChanges() {
+        insertedTransactionIDs.removeAll(keepingCapacity: true)
+        updatedTransactionIDs.removeAll(keepingCapacity: true)
+        touchedBalances.removeAll(keepingCapacity: true)
+        touchedWalletIDs.removeAll(keepingCapacity: true)
+    }
+
+    public var hasChanges: Bool { !insertedTransactionIDs.isEmpty || !updatedTransactionIDs.isEmpty }
+
+    // MARK: Reading
+
+    public func posted(_ key: BalanceKey) -> Int64 {
+        postings[WalletAsset(walletID: key.walletID, asset: key.asset)]?[key.bucket] ?? 0
+    }
+
+    /// What open, unexpired holds reserve in one bucket. An expired hold stops
+    /// counting at its expiry instant, whether or not it was released yet.
+    public func held(_ key: BalanceKey, now: Timestamp, ignoringHold ignored: String? = nil) -> Int64 {
+        var total: Int64 = 0
+        for holdID in openHolds[key.walletID] ?? [] where holdID != ignored {
+            guard let hold = transactions[holdID], hold.asset == key.asset, hold.expiresAt > now else { continue }
+            for part in hold.funding where part.bucket == key.bucket {
+                total += part.amount
+            }
+        }
+        return total
+    }
+
+    public func balance(walletID: String, asset: String, now: Timestamp) -> Balance {
+        var buckets = Set((postings[WalletAsset(walletID: walletID, asset: asset)] ?? [:]).keys)
+        for holdID in openHolds[walletID] ?? [] {
+            guard let hold = transactions[holdID], hold.asset == asset else { continue }
+            for part in hold.funding { buckets.insert(part.bucket) }
+        }
+        let rows = buckets.map { bucket in
+            let key = BalanceKey(walletID: walletID, asset: asset, bucket: bucket)
+            let posted = posted(key)
+            let held = held(key, now: now)
+            return BucketBalance(bucket: bucket, posted: posted, held: held, available: posted - held)
+        }
+        return Balance(walletID: walletID, asset: asset, buckets: rows)
+    }
+
+    /// Assets in which a wallet has a balance row or an open hold.
+    public func assets(ofWallet walletID: String) -> [String] {
+        var codes = Set(postings.keys.filter { $0.walletID == walletID }.map(\.asset))
+        for holdID in openHolds[walletID] ?? [] {
+            if let hold = transactions[holdID] { codes.insert(hold.asset) }
+        }
+        return codes.sorted()
+    }
+
+    public func openHoldIDs(ofWallet walletID: String) -> Set<String> { openHolds[walletID] ?? [] }
+
+    // MARK: Changing (Ledger only)
+
+    mutating func insert(_ record: TransactionRecord) {
+        precondition(transactions[record.id] == nil, "transaction \(record.id) recorded twice")
+        transactions[record.id] = record
+        insertedTransactionIDs.append(record.id)
+        if record.isOpenHold {
+            openHolds[record.walletID, default: []].insert(record.id)
+        }
+    }
+
+    mutating func setStatus(_ status: TransactionStatus, of transactionID: String) {
+        guard var record = transactions[transactionID] else {
+            preconditionFailure("status change of unknown transaction \(transactionID)")
+        }
+        record.status = status
+        transactions[transactionID] = record
+        if !record.isOpenHold {
+            openHolds[record.walletID]?.remove(transactionID)
+        }
+        if !insertedTransactionIDs.contains(transactionID) {
+            updatedTransactionIDs.insert(transactionID)
+        }
+    }
+
+    mutating func setPosted(_ value: Int64, for key: BalanceKey) {
+        postings[WalletAsset(walletID: key.walletID, asset: key.asset), default: [:]][key.bucket] = value
+        touchedBalances.insert(key)
+    }
+
+    mutating func advanceChain(of walletID: String, sequence: UInt64, hash: [UInt8]) {
+        wallets[walletID]?.lastSequence = sequence
+        wallets[walletID]?.lastHash = hash
+        touchedWalletIDs.insert(walletID)
+    }
+
+    /// Create a wallet outside of any command (CreateWallet, DefineAsset's house slots).
+    public mutating func create(wallet: WalletRecord) {
+        wallets[wallet.id] = wallet
+    }
+}

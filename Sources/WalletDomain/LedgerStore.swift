@@ -1,0 +1,49 @@
+/// What the service needs of storage. The Postgres store is the product; the
+/// in-memory store (WalletTestSupport) is the reference for domain tests.
+/// Every method either completes or throws a `LedgerError`; a thrown
+/// UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED recorded nothing.
+public protocol LedgerStore: Sendable {
+    func execute(_ command: Command, deadline: ContinuousClock.Instant?) async throws(LedgerError) -> OperationResult
+    func createWallet(_ request: CreateWallet) async throws(LedgerError) -> (wallet: WalletRecord, created: Bool)
+    func defineAsset(_ request: DefineAsset) async throws(LedgerError) -> (asset: Asset, created: Bool)
+    /// Empty `asset`: every asset the wallet holds.
+    func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance]
+    func transaction(id: String) async throws(LedgerError) -> TransactionRecord
+    /// Newest first; `before` is the cursor of the last row of the previous page.
+    func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage
+}
+
+public struct HistoryPage: Sendable {
+    public var transactions: [TransactionRecord]
+    /// Set when there may be more rows.
+    public var nextCursor: Int64?
+
+    public init(transactions: [TransactionRecord], nextCursor: Int64?) {
+        self.transactions = transactions
+        self.nextCursor = nextCursor
+    }
+}
+
+/// CreateWallet and DefineAsset rules, shared by every store.
+public enum Registry {
+    public static func existingWallet(_ existing: WalletRecord, matches request: CreateWallet) throws(LedgerError) {
+        guard existing.overdraftLimit == request.overdraftLimit, existing.labels == request.labels else {
+            throw LedgerError(
+                .alreadyExists, "WALLET_EXISTS", "wallet \(request.walletID) exists with other parameters")
+        }
+    }
+
+    public static func existingAsset(_ existing: Asset, matches request: DefineAsset) throws(LedgerError) {
+        guard existing.decimalPlaces == request.decimalPlaces else {
+            throw LedgerError(
+                .alreadyExists, "ASSET_EXISTS",
+                "asset \(request.code) exists with \(existing.decimalPlaces) decimal places")
+        }
+    }
+
+    public static func houseWallets(asset: String, now: Timestamp) -> [WalletRecord] {
+        (0..<Limits.houseSlotCount).map {
+            WalletRecord(id: Reserved.houseWalletID(asset: asset, slot: $0), createdAt: now)
+        }
+    }
+}

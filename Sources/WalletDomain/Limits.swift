@@ -1,0 +1,50 @@
+/// Every bound the service enforces, in one place, with its unit in the name.
+public enum Limits {
+    public static let walletIDBytesMax = 128
+    public static let transactionIDBytesMax = 128
+    public static let assetCodeBytesMax = 16
+    public static let bucketNameBytesMax = 32
+    public static let fundingBucketsMax = 16
+    public static let metadataEntriesMax = 32
+    public static let metadataKeyBytesMax = 64
+    public static let metadataValueBytesMax = 512
+    public static let reasonBytesMax = 512
+    public static let decimalPlacesMax: UInt32 = 18
+    public static let holdExpiryDefaultMilliseconds: Int64 = 15 * 60 * 1000
+    public static let holdExpiryMaxMilliseconds: Int64 = 7 * 24 * 60 * 60 * 1000
+    public static let pageSizeDefault = 50
+    public static let pageSizeMax = 1000
+    /// House wallets are spread over this many slot wallets per asset, so no
+    /// single row serializes every player's transactions.
+    public static let houseSlotCount = 16
+}
+
+/// Identifiers the service itself uses start with this prefix; callers may
+/// not create wallets or transactions whose ids start with it.
+public enum Reserved {
+    public static let prefix = "sys:"
+
+    public static func houseWalletID(asset: String, forWallet walletID: String) -> String {
+        houseWalletID(asset: asset, slot: houseSlot(forWallet: walletID))
+    }
+
+    public static func houseWalletID(asset: String, slot: Int) -> String {
+        "sys:house:\(asset):\(slot)"
+    }
+
+    /// A stable slot per player wallet (FNV-1a over the id's bytes).
+    public static func houseSlot(forWallet walletID: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in walletID.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return Int(hash % UInt64(Limits.houseSlotCount))
+    }
+
+    public static func expireTransactionID(holdID: String) -> String {
+        "sys:expire:\(holdID)"
+    }
+
+    public static func isReserved(_ id: String) -> Bool { id.hasPrefix(prefix) }
+}
