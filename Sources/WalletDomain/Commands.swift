@@ -223,8 +223,8 @@ public struct Reverse: Sendable {
         guard originalTransactionID != transactionID else {
             throw .invalid("original_transaction_id", "a reversal cannot target itself")
         }
-        guard reason.utf8.count <= Limits.reasonBytesMax else {
-            throw .invalid("reason", "reason must be at most \(Limits.reasonBytesMax) bytes")
+        guard reason.utf8.count <= Limits.reasonBytesMax, !reason.utf8.contains(0) else {
+            throw .invalid("reason", "reason must be at most \(Limits.reasonBytesMax) bytes, without NUL")
         }
         try Validate.stringMap(metadata, field: "metadata")
         self.transactionID = transactionID

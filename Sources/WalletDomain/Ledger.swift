@@ -120,12 +120,20 @@ private struct Context {
 
     /// Answers a transaction_id that already has an outcome: the same request
     /// gets that outcome again; another request is a mismatch.
-    func replay(_ id: String, kind: TransactionKind, request: RequestFingerprint) throws(LedgerError) -> OperationResult? {
+    /// `subject` is the wallet and asset the request names, for the balance
+    /// a refusal of a tombstoned id carries.
+    func replay(_ id: String, kind: TransactionKind, request: RequestFingerprint, subject: (wallet: String, asset: String)? = nil)
+        throws(LedgerError) -> OperationResult?
+    {
         guard let existing = state.transactions[id] else { return nil }
         if existing.kind == .tombstone {
+            var metadata: [String: String] = [:]
+            if let subject, state.wallets[subject.wallet] != nil {
+                metadata = state.balance(walletID: subject.wallet, asset: subject.asset, now: now).errorMetadata
+            }
             throw LedgerError(
                 .failedPrecondition, RejectionReason.alreadyRolledBack.rawValue,
-                "transaction \(id) was rolled back before it arrived", metadata: balanceMetadata(of: existing))
+                "transaction \(id) was rolled back before it arrived", metadata: metadata)
         }
         var differing = existing.request.differingFields(from: request)
         if existing.kind != kind { differing.insert("rpc", at: 0) }
@@ -276,7 +284,7 @@ private struct Context {
 
     mutating func credit(_ c: Credit) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .credit, request: request) { return replayed }
+        if let replayed = try replay(c.transactionID, kind: .credit, request: request, subject: (c.walletID, c.asset)) { return replayed }
         _ = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         let house = try houseWallet(asset: c.asset, forWallet: c.walletID)
@@ -296,7 +304,7 @@ private struct Context {
 
     mutating func debit(_ c: Debit) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .debit, request: request) { return replayed }
+        if let replayed = try replay(c.transactionID, kind: .debit, request: request, subject: (c.walletID, c.asset)) { return replayed }
         let wallet = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         let house = try houseWallet(asset: c.asset, forWallet: c.walletID)
@@ -317,7 +325,7 @@ private struct Context {
 
     mutating func authorize(_ c: Authorize) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .authorize, request: request) { return replayed }
+        if let replayed = try replay(c.transactionID, kind: .authorize, request: request, subject: (c.walletID, c.asset)) { return replayed }
         let wallet = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         var record = TransactionRecord(
@@ -464,7 +472,7 @@ private struct Context {
 
     mutating func transfer(_ c: Transfer) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .transfer, request: request) { return replayed }
+        if let replayed = try replay(c.transactionID, kind: .transfer, request: request, subject: (c.fromWalletID, c.asset)) { return replayed }
         let payer = try requireWallet(c.fromWalletID)
         _ = try requireWallet(c.toWalletID)
         try requireAsset(c.asset)

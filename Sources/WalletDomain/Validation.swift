@@ -84,6 +84,9 @@ public enum Validate {
             guard value.utf8.count <= Limits.metadataValueBytesMax else {
                 throw .invalid(field, "\(field) values must be at most \(Limits.metadataValueBytesMax) bytes")
             }
+            guard !key.utf8.contains(0), !value.utf8.contains(0) else {
+                throw .invalid(field, "\(field) may not contain NUL characters")
+            }
         }
     }
 

@@ -1,0 +1,123 @@
+// A small C surface over gRPC core (1.51). Swift sees opaque handles only;
+// every gRPC core struct stays inside wgrpc_shim.c.
+//
+// Threading model (server):
+//   - Each server owns one completion queue and one pthread that drains it.
+//   - The request callback runs on that thread and must return quickly.
+//   - wgrpc_call_respond / _is_cancelled / _deadline_remaining_ms / _peer /
+//     _release may be called from any thread.
+//
+// Call handle lifetime: a wgrpc_call handed to the request callback carries
+// one reference owned by the callee. The callee must call wgrpc_call_respond
+// exactly once and wgrpc_call_release exactly once (in that order, or release
+// alone after respond). gRPC resources of the call are freed as soon as both
+// the response batch and the close notification have completed; the small
+// handle itself lives until wgrpc_call_release.
+//
+// Room to grow (kept out of the API until needed):
+//   - server streaming: a wgrpc_call_send_message(call, bytes, len) that
+//     starts a SEND_MESSAGE batch with its own tag, plus
+//     wgrpc_call_respond(..., response NULL) to close the stream;
+//   - a client side: wgrpc_channel_create(target) /
+//     wgrpc_client_call_unary(channel, method, request, deadline, callback)
+//     with a separate completion-queue thread per channel.
+
+#ifndef WGRPC_SHIM_H
+#define WGRPC_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// gRPC status codes used by the shim itself.
+enum {
+  WGRPC_STATUS_OK = 0,
+  WGRPC_STATUS_CANCELLED = 1,
+  WGRPC_STATUS_UNIMPLEMENTED = 12,
+  WGRPC_STATUS_INTERNAL = 13,
+  WGRPC_STATUS_UNAVAILABLE = 14,
+};
+
+/// Upper bounds checked by wgrpc_server_create.
+enum {
+  WGRPC_METHODS_MAX = 256,
+  /// Pre-posted requests per registered method (and for the unknown-method
+  /// fallback). A new call is accepted immediately while at least one is
+  /// posted; gRPC core queues the rest.
+  WGRPC_REQUESTS_POSTED_PER_METHOD = 32,
+  WGRPC_ERROR_MESSAGE_BYTES_MAX = 256,
+};
+
+typedef struct wgrpc_server wgrpc_server;
+typedef struct wgrpc_call wgrpc_call;
+
+/// Invoked on the server's completion-queue thread for each call to a
+/// registered method. `request` is valid only during the callback; a call that
+/// carried no message gets request NULL and request_len 0. The callee owns one
+/// reference to `call` (see the lifetime rules above).
+typedef void (*wgrpc_request_callback)(void *user_ctx, wgrpc_call *call,
+                                       int method_index,
+                                       const uint8_t *request,
+                                       size_t request_len);
+
+/// Starts a server listening on `listen_address` ("HOST:PORT"; port 0 picks an
+/// ephemeral port) for the `method_count` full method paths in `methods`
+/// ("/pkg.Service/Method"). The callback's method_index is an index into
+/// `methods`. Calls to any other path are answered UNIMPLEMENTED by the shim.
+/// Returns NULL on failure and writes a NUL-terminated reason to `error`
+/// (which may be NULL) of capacity `error_capacity`.
+wgrpc_server *wgrpc_server_create(const char *listen_address,
+                                  const char *const *methods,
+                                  int method_count,
+                                  wgrpc_request_callback callback,
+                                  void *user_ctx, char *error,
+                                  size_t error_capacity);
+
+/// The TCP port the server is bound to.
+int wgrpc_server_port(const wgrpc_server *server);
+
+/// Stops accepting calls, waits up to `drain_timeout_ms` for calls already
+/// handed to the callback to be answered, then cancels the rest, joins the
+/// completion-queue thread and frees the server. No callback runs after this
+/// returns. Calls still held by the application stay valid handles: their
+/// wgrpc_call_respond becomes a no-op, and they must still be released.
+/// Must be called exactly once per server, never from the callback.
+void wgrpc_server_shutdown(wgrpc_server *server, int64_t drain_timeout_ms);
+
+/// Answers the call: initial metadata, the response message (only when
+/// status_code is OK and `response` is not NULL; response_len may be 0 for an
+/// empty message), and the status with `message` (may be NULL) and, when
+/// status_details_len > 0, the trailing binary metadata
+/// `grpc-status-details-bin` carrying `status_details` (a serialized
+/// google.rpc.Status). Buffers are copied before returning. Thread-safe.
+/// Calling it twice on the same call aborts the process.
+void wgrpc_call_respond(wgrpc_call *call, int status_code, const char *message,
+                        const uint8_t *response, size_t response_len,
+                        const uint8_t *status_details,
+                        size_t status_details_len);
+
+/// Drops the caller's reference. The handle must not be used afterwards.
+void wgrpc_call_release(wgrpc_call *call);
+
+/// 1 once the call ended without the server's status reaching the client
+/// (client cancel, deadline exceeded, connection loss, server shutdown).
+int wgrpc_call_is_cancelled(const wgrpc_call *call);
+
+/// Milliseconds left before the client's deadline, measured now on the
+/// monotonic clock; zero or negative once it passed; INT64_MAX when the client
+/// set no deadline.
+int64_t wgrpc_call_deadline_remaining_ms(const wgrpc_call *call);
+
+/// Copies the peer address ("ipv4:127.0.0.1:5555") captured when the call
+/// arrived into `buffer`, NUL-terminated and truncated to `capacity`. Returns
+/// the full length of the peer string (excluding the NUL).
+size_t wgrpc_call_peer(const wgrpc_call *call, char *buffer, size_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // WGRPC_SHIM_H

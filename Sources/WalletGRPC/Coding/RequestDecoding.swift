@@ -1,0 +1,194 @@
+import WalletDomain
+import WalletProto
+
+/// Parses request bytes with protobuf-c, hands the fields to `body` as Swift
+/// values, and frees the C message. Malformed bytes are INVALID_ARGUMENT.
+func decode<M, R>(
+    _ bytes: [UInt8],
+    _ unpack: (UnsafeMutablePointer<ProtobufCAllocator>?, Int, UnsafePointer<UInt8>?) -> UnsafeMutablePointer<M>?,
+    _ free: (UnsafeMutablePointer<M>?, UnsafeMutablePointer<ProtobufCAllocator>?) -> Void,
+    _ body: (M) throws(LedgerError) -> R
+) throws(LedgerError) -> R {
+    let message: UnsafeMutablePointer<M>? = bytes.withUnsafeBufferPointer { unpack(nil, $0.count, $0.baseAddress) }
+    guard let message else {
+        throw LedgerError(
+            .invalidArgument, "INVALID_REQUEST", "the request is not a valid protobuf message of this method",
+            metadata: ["field": "request"])
+    }
+    defer { free(message, nil) }
+    return try body(message.pointee)
+}
+
+/// Reads a protobuf-c string field; proto3 strings must be UTF-8.
+func text(_ pointer: UnsafeMutablePointer<CChar>?, field: String) throws(LedgerError) -> String {
+    guard let pointer else { return "" }
+    guard let value = String(validatingCString: pointer) else {
+        throw .invalid(field, "\(field) is not valid UTF-8")
+    }
+    return value
+}
+
+func texts(_ pointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, count: Int, field: String)
+    throws(LedgerError) -> [String]
+{
+    var values: [String] = []
+    for index in 0..<count { values.append(try text(pointer?[index], field: field)) }
+    return values
+}
+
+/// Reads a map<string,string> (protobuf-c: an array of key/value entries).
+/// A repeated key is malformed input.
+func stringMap<E>(
+    _ pointer: UnsafeMutablePointer<UnsafeMutablePointer<E>?>?, count: Int, field: String,
+    key: (E) -> UnsafeMutablePointer<CChar>?, value: (E) -> UnsafeMutablePointer<CChar>?
+) throws(LedgerError) -> [String: String] {
+    guard count <= Limits.metadataEntriesMax else {
+        throw .invalid(field, "\(field) may hold at most \(Limits.metadataEntriesMax) entries")
+    }
+    var map: [String: String] = [:]
+    for index in 0..<count {
+        guard let entry = pointer?[index]?.pointee else { continue }
+        let k = try text(key(entry), field: field)
+        let v = try text(value(entry), field: field)
+        map[k] = v
+    }
+    return map
+}
+
+enum Requests {
+    static func credit(_ bytes: [UInt8]) throws(LedgerError) -> Command {
+        try decode(bytes, wallet__v1__credit_request__unpack, wallet__v1__credit_request__free_unpacked) { m throws(LedgerError) in
+            .credit(
+                try Credit(
+                    transactionID: try text(m.transaction_id, field: "transaction_id"),
+                    walletID: try text(m.wallet_id, field: "wallet_id"),
+                    asset: try text(m.asset, field: "asset"), amount: m.amount,
+                    bucket: try text(m.bucket, field: "bucket"),
+                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+        }
+    }
+
+    static func debit(_ bytes: [UInt8]) throws(LedgerError) -> Command {
+        try decode(bytes, wallet__v1__debit_request__unpack, wallet__v1__debit_request__free_unpacked) { m throws(LedgerError) in
+            .debit(
+                try Debit(
+                    transactionID: try text(m.transaction_id, field: "transaction_id"),
+                    walletID: try text(m.wallet_id, field: "wallet_id"),
+                    asset: try text(m.asset, field: "asset"), amount: m.amount,
+                    funding: try texts(m.funding, count: m.n_funding, field: "funding"),
+                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+        }
+    }
+
+    static func authorize(_ bytes: [UInt8]) throws(LedgerError) -> Command {
+        try decode(bytes, wallet__v1__authorize_request__unpack, wallet__v1__authorize_request__free_unpacked) { m throws(LedgerError) in
+            .authorize(
+                try Authorize(
+                    transactionID: try text(m.transaction_id, field: "transaction_id"),
+                    walletID: try text(m.wallet_id, field: "wallet_id"),
+                    asset: try text(m.asset, field: "asset"), amount: m.amount,
+                    funding: try texts(m.funding, count: m.n_funding, field: "funding"),
+                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value }),
+                    expiresInMilliseconds: m.expires_in_ms))
+        }
+    }
+
+    static func settle(_ bytes: [UInt8]) throws(LedgerError) -> Command {
+        try decode(bytes, wallet__v1__settle_request__unpack, wallet__v1__settle_request__free_unpacked) { m throws(LedgerError) in
+            .settle(
+                try Settle(
+                    transactionID: try text(m.transaction_id, field: "transaction_id"),
+                    authorizationID: try text(m.authorization_id, field: "authorization_id"),
+                    captureAmount: m.capture_amount, payout: m.payout,
+                    payoutBucket: try text(m.payout_bucket, field: "payout_bucket"),
+                    destinationWalletID: try text(m.destination_wallet_id, field: "destination_wallet_id"),
+                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+        }
+    }
+
+    static func rollback(_ bytes: [UInt8]) throws(LedgerError) -> Command {
+        try decode(bytes, wallet__v1__rollback_request__unpack, wallet__v1__rollback_request__free_unpacked) { m throws(LedgerError) in
+            .rollback(
+                try Rollback(
+                    transactionID: try text(m.transaction_id, field: "transaction_id"),
+                    targetTransactionID: try text(m.target_transaction_id, field: "target_transaction_id"),
+                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+        }
+    }
+
+    static func reverse(_ bytes: [UInt8]) throws(LedgerError) -> Command {
+        try decode(bytes, wallet__v1__reverse_request__unpack, wallet__v1__reverse_request__free_unpacked) { m throws(LedgerError) in
+            .reverse(
+                try Reverse(
+                    transactionID: try text(m.transaction_id, field: "transaction_id"),
+                    originalTransactionID: try text(m.original_transaction_id, field: "original_transaction_id"),
+                    reason: try text(m.reason, field: "reason"),
+                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+        }
+    }
+
+    static func transfer(_ bytes: [UInt8]) throws(LedgerError) -> Command {
+        try decode(bytes, wallet__v1__transfer_request__unpack, wallet__v1__transfer_request__free_unpacked) { m throws(LedgerError) in
+            .transfer(
+                try Transfer(
+                    transactionID: try text(m.transaction_id, field: "transaction_id"),
+                    fromWalletID: try text(m.from_wallet_id, field: "from_wallet_id"),
+                    toWalletID: try text(m.to_wallet_id, field: "to_wallet_id"),
+                    asset: try text(m.asset, field: "asset"), amount: m.amount,
+                    bucket: try text(m.bucket, field: "bucket"),
+                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+        }
+    }
+
+    static func createWallet(_ bytes: [UInt8]) throws(LedgerError) -> CreateWallet {
+        try decode(bytes, wallet__v1__create_wallet_request__unpack, wallet__v1__create_wallet_request__free_unpacked) { m throws(LedgerError) in
+            try CreateWallet(
+                walletID: try text(m.wallet_id, field: "wallet_id"), overdraftLimit: m.overdraft_limit,
+                labels: try stringMap(m.labels, count: m.n_labels, field: "labels", key: { $0.key }, value: { $0.value }))
+        }
+    }
+
+    static func defineAsset(_ bytes: [UInt8]) throws(LedgerError) -> DefineAsset {
+        try decode(bytes, wallet__v1__define_asset_request__unpack, wallet__v1__define_asset_request__free_unpacked) { m throws(LedgerError) in
+            try DefineAsset(code: try text(m.asset, field: "asset"), decimalPlaces: m.decimal_places)
+        }
+    }
+
+    static func getBalance(_ bytes: [UInt8]) throws(LedgerError) -> (walletID: String, asset: String) {
+        try decode(bytes, wallet__v1__get_balance_request__unpack, wallet__v1__get_balance_request__free_unpacked) { m throws(LedgerError) in
+            let walletID = try text(m.wallet_id, field: "wallet_id")
+            try Validate.walletID(walletID, allowReserved: true)
+            let asset = try text(m.asset, field: "asset")
+            if !asset.isEmpty { try Validate.assetCode(asset) }
+            return (walletID, asset)
+        }
+    }
+
+    static func getTransaction(_ bytes: [UInt8]) throws(LedgerError) -> String {
+        try decode(bytes, wallet__v1__get_transaction_request__unpack, wallet__v1__get_transaction_request__free_unpacked) { m throws(LedgerError) in
+            let id = try text(m.transaction_id, field: "transaction_id")
+            try Validate.transactionID(id, field: "transaction_id")
+            return id
+        }
+    }
+
+    static func listTransactions(_ bytes: [UInt8]) throws(LedgerError) -> (walletID: String, pageSize: Int, pageToken: String) {
+        try decode(bytes, wallet__v1__list_transactions_request__unpack, wallet__v1__list_transactions_request__free_unpacked) { m throws(LedgerError) in
+            let walletID = try text(m.wallet_id, field: "wallet_id")
+            try Validate.walletID(walletID, allowReserved: true)
+            guard m.page_size <= UInt32(Limits.pageSizeMax) else {
+                throw LedgerError(
+                    .invalidArgument, "INVALID_PAGE_SIZE", "page_size must be at most \(Limits.pageSizeMax)",
+                    metadata: ["field": "page_size"])
+            }
+            let pageSize = m.page_size == 0 ? Limits.pageSizeDefault : Int(m.page_size)
+            return (walletID, pageSize, try text(m.page_token, field: "page_token"))
+        }
+    }
+
+    static func healthCheck(_ bytes: [UInt8]) throws(LedgerError) -> String {
+        try decode(bytes, grpc__health__v1__health_check_request__unpack, grpc__health__v1__health_check_request__free_unpacked) { m throws(LedgerError) in
+            try text(m.service, field: "service")
+        }
+    }
+}

@@ -1,0 +1,355 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A Postgres 15 cluster in a directory of its own, for the server's embedded
+/// default and for tests.
+///
+/// Layout under `dataDirectory`:
+///   cluster/        PGDATA (initdb output)
+///   socket/         unix socket directory (or /tmp/wallet-pg-<hash> if the path is too long)
+///   postgres.log    server log
+///   start.lock      flock held while starting, so concurrent starters don't race initdb
+///
+/// The cluster trusts every local connection and listens only on the unix
+/// socket and 127.0.0.1, so it holds no passwords and logs no secrets.
+/// fsync stays on: this is where money is kept.
+package struct LocalPostgres {
+    package static let superuser = "postgres"
+    /// How long to wait for the server to accept connections after starting it.
+    package static let readyTimeoutSeconds = 60
+    /// sun_path is 108 bytes including the terminating NUL.
+    static let socketPathBytesMax = 107
+
+    /// Makes sure the cluster exists, runs on `port`, and has `databaseName`;
+    /// returns a libpq URL for that database over the unix socket.
+    package static func start(dataDirectory: String, port: Int, databaseName: String) throws -> String {
+        precondition((1...65_535).contains(port), "port out of range")
+        let layout = try Layout(dataDirectory: dataDirectory, port: port)
+        let tools = try Tools.locate()
+        try layout.prepareDirectories()
+
+        let lock = try FileLock(path: layout.lockFile)
+        defer { lock.release() }
+
+        if !FileManager.default.fileExists(atPath: layout.cluster + "/PG_VERSION") {
+            try tools.run(
+                tools.initdb,
+                [
+                    "--pgdata=\(layout.cluster)", "--username=\(superuser)", "--auth=trust",
+                    "--encoding=UTF8", "--no-locale",
+                ],
+                in: layout.root
+            )
+            try appendIncludeDirective(layout)
+        }
+
+        switch try tools.status(layout) {
+        case .running:
+            let runningPort = runningPort(layout)
+            guard runningPort == port else {
+                throw LocalPostgresError(
+                    "cluster in \(layout.root) is already running on port \(runningPort.map(String.init) ?? "?"), not \(port)"
+                )
+            }
+        case .stopped:
+            try writeLocalSettings(layout)
+            try tools.run(
+                tools.pgCtl,
+                [
+                    "start", "--pgdata=\(layout.cluster)", "--log=\(layout.logFile)", "--wait",
+                    "--timeout=\(readyTimeoutSeconds)",
+                ],
+                in: layout.root
+            )
+        }
+
+        let serverURL = url(socketDirectory: layout.socketDirectory, port: port, databaseName: "postgres")
+        let connection = try waitUntilReady(serverURL)
+        try createDatabaseIfMissing(databaseName, on: connection)
+        return url(socketDirectory: layout.socketDirectory, port: port, databaseName: databaseName)
+    }
+
+    /// Stops the cluster (fast shutdown: rolls back open transactions). Does
+    /// nothing when there is no cluster or it is not running.
+    package static func stop(dataDirectory: String) throws {
+        let layout = try Layout(dataDirectory: dataDirectory, port: nil)
+        guard FileManager.default.fileExists(atPath: layout.cluster + "/PG_VERSION") else { return }
+        let tools = try Tools.locate()
+        guard try tools.status(layout) == .running else { return }
+        try tools.run(tools.pgCtl, ["stop", "--pgdata=\(layout.cluster)", "--mode=fast", "--wait"], in: layout.root)
+    }
+
+    /// A libpq URL for a database in a local cluster reached over its socket.
+    package static func url(socketDirectory: String, port: Int, databaseName: String) -> String {
+        "postgresql://\(superuser)@/\(percentEncoded(databaseName))"
+            + "?host=\(percentEncoded(socketDirectory))&port=\(port)"
+    }
+
+    /// Where the cluster in `dataDirectory` puts its unix socket.
+    package static func socketDirectory(dataDirectory: String) throws -> String {
+        try Layout(dataDirectory: dataDirectory, port: nil).socketDirectory
+    }
+
+    /// Double-quoted SQL identifier.
+    package static func quotedIdentifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    // MARK: Steps
+
+    private static func appendIncludeDirective(_ layout: Layout) throws {
+        // Settings that depend on start() arguments live in their own file, rewritten on each start.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: layout.cluster + "/postgresql.conf"))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("\n# Added by LocalPostgres.\ninclude_if_exists = 'wallet_local.conf'\n".utf8))
+    }
+
+    private static func writeLocalSettings(_ layout: Layout) throws {
+        let path = layout.cluster + "/wallet_local.conf"
+        let settings = """
+            # Written by LocalPostgres on every start; edits are overwritten.
+            port = \(layout.port ?? 5432)
+            listen_addresses = '127.0.0.1'
+            unix_socket_directories = '\(layout.socketDirectory.replacingOccurrences(of: "'", with: "''"))'
+            fsync = on
+            synchronous_commit = on
+
+            """
+        try Data(settings.utf8).write(to: URL(fileURLWithPath: path))
+        try Ownership.giveToPostgresIfRoot(path)
+    }
+
+    /// The port in postmaster.pid (line 4), i.e. what the running server uses.
+    private static func runningPort(_ layout: Layout) -> Int? {
+        guard let text = try? String(contentsOfFile: layout.cluster + "/postmaster.pid", encoding: .utf8) else {
+            return nil
+        }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count > 3 else { return nil }
+        return Int(lines[3].trimmingCharacters(in: .whitespaces))
+    }
+
+    private static func waitUntilReady(_ url: String) throws -> PostgresConnection {
+        let deadline = Date().addingTimeInterval(TimeInterval(readyTimeoutSeconds))
+        while true {
+            do {
+                return try PostgresConnection(url: url)
+            } catch {
+                // Not yet listening, or still recovering ("the database system is starting up").
+                guard error.isConnectionFailure, Date() < deadline else { throw error }
+                usleep(100_000)
+            }
+        }
+    }
+
+    private static func createDatabaseIfMissing(_ name: String, on connection: PostgresConnection) throws {
+        let existing = try connection.execute("SELECT 1 FROM pg_database WHERE datname = $1", [name])
+        if existing.rowCount > 0 { return }
+        do {
+            try connection.executeScript("CREATE DATABASE \(quotedIdentifier(name))")
+        } catch {
+            // Another process created it between the check and here.
+            if error.sqlState == "42P04" || error.isUniqueViolation { return }
+            throw error
+        }
+    }
+
+    private static func percentEncoded(_ text: String) -> String {
+        let allowed = CharacterSet(
+            charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/"
+        )
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
+
+package struct LocalPostgresError: Error, CustomStringConvertible {
+    package let description: String
+    init(_ description: String) { self.description = description }
+}
+
+// MARK: - Layout
+
+extension LocalPostgres {
+    struct Layout {
+        let root: String
+        let cluster: String
+        let logFile: String
+        let lockFile: String
+        let socketDirectory: String
+        let port: Int?
+
+        init(dataDirectory: String, port: Int?) throws {
+            guard !dataDirectory.isEmpty else { throw LocalPostgresError("empty data directory") }
+            let absolute =
+                dataDirectory.hasPrefix("/")
+                ? dataDirectory : FileManager.default.currentDirectoryPath + "/" + dataDirectory
+            root = URL(fileURLWithPath: absolute).standardizedFileURL.path
+            cluster = root + "/cluster"
+            logFile = root + "/postgres.log"
+            lockFile = root + "/start.lock"
+            self.port = port
+            socketDirectory = Self.socketDirectory(root: root)
+        }
+
+        /// `<root>/socket` when the socket file's path fits in sun_path, else
+        /// a short directory under /tmp named by a stable hash of the root.
+        static func socketDirectory(root: String) -> String {
+            let preferred = root + "/socket"
+            // ".s.PGSQL.65535" is the longest socket file name.
+            if (preferred + "/.s.PGSQL.65535").utf8.count <= LocalPostgres.socketPathBytesMax {
+                return preferred
+            }
+            return "/tmp/wallet-pg-" + String(stableHash(root), radix: 16)
+        }
+
+        /// FNV-1a: stable across processes, unlike Hasher.
+        static func stableHash(_ text: String) -> UInt64 {
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in text.utf8 {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x0000_0100_0000_01b3
+            }
+            return hash
+        }
+
+        func prepareDirectories() throws {
+            let manager = FileManager.default
+            for directory in [root, cluster, socketDirectory] {
+                try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try Ownership.giveToPostgresIfRoot(directory)
+            }
+            // initdb insists on 0700 (or 0750) for PGDATA.
+            try manager.setAttributes([.posixPermissions: 0o700], ofItemAtPath: cluster)
+        }
+    }
+}
+
+// MARK: - Running the Postgres tools
+
+extension LocalPostgres {
+    struct Tools {
+        let binDirectory: String
+        var initdb: String { binDirectory + "/initdb" }
+        var pgCtl: String { binDirectory + "/pg_ctl" }
+
+        static let fallbackBinDirectory = "/usr/lib/postgresql/15/bin"
+
+        static func locate() throws -> Tools {
+            var candidates: [String] = []
+            if let environment = ProcessInfo.processInfo.environment["WALLET_PG_BINDIR"] {
+                candidates.append(environment)
+            }
+            if let fromPgConfig = try? runCapturing("/usr/bin/env", ["pg_config", "--bindir"], in: "/"),
+                fromPgConfig.status == 0
+            {
+                candidates.append(fromPgConfig.output.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            candidates.append(fallbackBinDirectory)
+            for directory in candidates where FileManager.default.isExecutableFile(atPath: directory + "/initdb") {
+                return Tools(binDirectory: directory)
+            }
+            throw LocalPostgresError("no initdb found in \(candidates); install postgresql-15")
+        }
+
+        enum Status { case running, stopped }
+
+        func status(_ layout: Layout) throws -> Status {
+            let command = commandLine(pgCtl, ["status", "--pgdata=\(layout.cluster)"])
+            let result = try runCapturing(command.executable, command.arguments, in: layout.root)
+            // pg_ctl status: 0 running, 3 not running, 4 no usable data directory.
+            switch result.status {
+            case 0: return .running
+            case 3: return .stopped
+            default: throw LocalPostgresError("pg_ctl status exited \(result.status): \(result.output)")
+            }
+        }
+
+        /// Runs a Postgres tool, as the postgres user when we are root (initdb
+        /// and pg_ctl refuse to run as root).
+        func run(_ tool: String, _ arguments: [String], in directory: String) throws {
+            let command = commandLine(tool, arguments)
+            let result = try runCapturing(command.executable, command.arguments, in: directory)
+            guard result.status == 0 else {
+                let name = (tool as NSString).lastPathComponent
+                throw LocalPostgresError("\(name) \(arguments.first ?? "") exited \(result.status): \(result.output)")
+            }
+        }
+
+        private func commandLine(_ tool: String, _ arguments: [String]) -> (executable: String, arguments: [String]) {
+            guard getuid() == 0 else { return (tool, arguments) }
+            let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first {
+                FileManager.default.isExecutableFile(atPath: $0)
+            } ?? "/usr/sbin/runuser"
+            return (runuser, ["-u", LocalPostgres.superuser, "--", tool] + arguments)
+        }
+    }
+
+    /// Runs a program to completion, stdout and stderr merged.
+    static func runCapturing(
+        _ executable: String,
+        _ arguments: [String],
+        in directory: String
+    ) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        // The postgres user may not be able to read our working directory.
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // pg_ctl start sends the server's output to the log file, so the pipe
+        // reaches end-of-file when the tool itself exits.
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return (process.terminationStatus, text)
+    }
+}
+
+// MARK: - Ownership and locking
+
+enum Ownership {
+    /// When running as root, hands a path to the postgres user so the server
+    /// (which never runs as root) can use it.
+    static func giveToPostgresIfRoot(_ path: String) throws {
+        guard getuid() == 0 else { return }
+        guard let account = getpwnam(LocalPostgres.superuser) else {
+            throw LocalPostgresError("running as root but there is no \"postgres\" user to run the server")
+        }
+        guard chown(path, account.pointee.pw_uid, account.pointee.pw_gid) == 0 else {
+            throw LocalPostgresError("chown \(path) to postgres failed: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// An exclusive flock on a file, held until `release()`.
+struct FileLock {
+    private let descriptor: Int32
+
+    init(path: String) throws {
+        descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw LocalPostgresError("cannot open lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                let reason = String(cString: strerror(errno))
+                close(descriptor)
+                throw LocalPostgresError("cannot lock \(path): \(reason)")
+            }
+        }
+    }
+
+    func release() {
+        close(descriptor)
+    }
+}

@@ -1,0 +1,341 @@
+import WalletDomain
+
+/// Why a batch must run again from the start.
+enum BatchFailure: Error {
+    /// The batch needs more wallets locked than it took (a target's wallet
+    /// became known), or another instance wrote one of its transaction ids
+    /// first. Nothing was written.
+    case retry(lockWallets: Set<String>)
+    case database(PostgresError)
+}
+
+/// Applies commands in one database transaction: look up the transactions
+/// they name, lock every wallet they touch (one statement, sorted by id, so
+/// two batches never wait on each other in a cycle), load those wallets'
+/// balances and open holds, apply the commands in order through `Ledger`,
+/// write what changed, commit. Runs on a store worker's thread.
+struct BatchExecutor {
+    let connection: PostgresConnection
+    private var assets: [String: Asset] = [:]
+
+    init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    /// Results for a prefix of `commands`: all of them unless a command needs
+    /// a wallet that this batch did not lock (its target was written earlier
+    /// in the same batch); the caller runs the rest in a new batch.
+    mutating func apply(_ commands: [Command], now: Timestamp, lockHint: Set<String>) throws(BatchFailure)
+        -> [Result<OperationResult, LedgerError>]
+    {
+        do {
+            try connection.executeScript("BEGIN")
+        } catch {
+            throw .database(error)
+        }
+        do {
+            let results = try applyInTransaction(commands, now: now, lockHint: lockHint)
+            let commit = try connection.execute("COMMIT")
+            if commit.commandTag == "ROLLBACK" {
+                throw BatchFailure.database(
+                    PostgresError(kind: .server, sqlState: "25P02", message: "COMMIT rolled back"))
+            }
+            return results
+        } catch let failure as BatchFailure {
+            rollback()
+            throw failure
+        } catch let error as PostgresError {
+            rollback()
+            throw .database(error)
+        } catch {
+            rollback()
+            throw .database(PostgresError(kind: .unexpectedResult, message: "\(error)"))
+        }
+    }
+
+    private func rollback() {
+        _ = try? connection.executeScript("ROLLBACK")
+    }
+
+    private mutating func applyInTransaction(_ commands: [Command], now: Timestamp, lockHint: Set<String>) throws
+        -> [Result<OperationResult, LedgerError>]
+    {
+        var transactionIDs = Set<String>()
+        for command in commands {
+            transactionIDs.formUnion(Ledger.footprint(of: command, known: [:]).transactionIDs)
+        }
+        var known = try loadTransactions(transactionIDs)
+        var lockSet = lockHint
+        for command in commands {
+            lockSet.formUnion(Ledger.footprint(of: command, known: known).walletIDs)
+        }
+        let wallets = try lockWallets(lockSet)
+        if !known.isEmpty {
+            // Read again under the locks: a target's status may have changed
+            // between the first read and the lock.
+            known = try loadTransactions(transactionIDs)
+            var needed = lockSet
+            for command in commands {
+                needed.formUnion(Ledger.footprint(of: command, known: known).walletIDs)
+            }
+            if !needed.isSubset(of: lockSet) { throw BatchFailure.retry(lockWallets: needed) }
+        }
+
+        var state = LedgerState()
+        try loadAssets(for: commands, known: known)
+        state.assets = assets
+        for wallet in wallets { state.load(wallet: wallet) }
+        try loadBalancesAndHolds(of: wallets.map(\.id), into: &state)
+        for record in known.values { state.load(transaction: record) }
+
+        var results: [Result<OperationResult, LedgerError>] = []
+        results.reserveCapacity(commands.count)
+        for command in commands {
+            let footprint = Ledger.footprint(of: command, known: state.transactions)
+            if !footprint.walletIDs.isSubset(of: lockSet) { break }
+            results.append(Ledger.apply(command, to: &state, now: now))
+        }
+        try persist(state)
+        return results
+    }
+
+    // MARK: Loading
+
+    func loadTransactions(_ ids: Set<String>) throws -> [String: TransactionRecord] {
+        guard !ids.isEmpty else { return [:] }
+        let parameter = PostgresText.arrayLiteral(ids.sorted().map { Optional($0) })
+        let rows = try connection.executePrepared(
+            "load_transactions",
+            [parameter])
+        var records: [String: TransactionRecord] = [:]
+        for row in 0..<rows.rowCount {
+            let record = RowCoding.transaction(rows, row: row)
+            records[record.id] = record
+        }
+        guard !records.isEmpty else { return records }
+        let entries = try connection.executePrepared(
+            "load_entries", [PostgresText.arrayLiteral(records.keys.sorted().map { Optional($0) })])
+        var byTransaction: [String: [(Int, Entry)]] = [:]
+        for row in 0..<entries.rowCount {
+            let (transactionID, index, entry) = RowCoding.entry(entries, row: row)
+            byTransaction[transactionID, default: []].append((index, entry))
+        }
+        for (id, list) in byTransaction {
+            records[id]?.entries = list.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        return records
+    }
+
+    func lockWallets(_ ids: Set<String>) throws -> [WalletRecord] {
+        guard !ids.isEmpty else { return [] }
+        let rows = try connection.executePrepared(
+            "lock_wallets", [PostgresText.arrayLiteral(ids.sorted().map { Optional($0) })])
+        return (0..<rows.rowCount).map { RowCoding.wallet(rows, row: $0) }
+    }
+
+    mutating func loadAssets(for commands: [Command], known: [String: TransactionRecord]) throws {
+        var needed = Set<String>()
+        for command in commands {
+            switch command {
+            case .credit(let c): needed.insert(c.asset)
+            case .debit(let c): needed.insert(c.asset)
+            case .authorize(let c): needed.insert(c.asset)
+            case .transfer(let c): needed.insert(c.asset)
+            case .settle, .rollback, .reverse, .expire: break
+            }
+        }
+        for record in known.values where !record.asset.isEmpty { needed.insert(record.asset) }
+        guard !needed.isSubset(of: Set(assets.keys)) else { return }
+        // Assets never change once defined, so the cache only grows.
+        let rows = try connection.executePrepared("load_assets", [])
+        for row in 0..<rows.rowCount {
+            guard let code = rows.string(row: row, column: "code") else { continue }
+            assets[code] = Asset(code: code, decimalPlaces: UInt32(rows.int64(row: row, column: "decimal_places") ?? 0))
+        }
+    }
+
+    func loadBalancesAndHolds(of walletIDs: [String], into state: inout LedgerState) throws {
+        guard !walletIDs.isEmpty else { return }
+        let parameter = PostgresText.arrayLiteral(walletIDs.map { Optional($0) })
+        let balances = try connection.executePrepared("load_balances", [parameter])
+        for row in 0..<balances.rowCount {
+            state.load(
+                posted: balances.int64(row: row, column: "posted") ?? 0,
+                for: BalanceKey(
+                    walletID: balances.string(row: row, column: "wallet_id") ?? "",
+                    asset: balances.string(row: row, column: "asset") ?? "",
+                    bucket: balances.string(row: row, column: "bucket") ?? ""))
+        }
+        let holds = try connection.executePrepared("load_open_holds", [parameter])
+        for row in 0..<holds.rowCount {
+            state.load(transaction: RowCoding.transaction(holds, row: row))
+        }
+    }
+
+    // MARK: Writing
+
+    func persist(_ state: LedgerState) throws {
+        let inserted = state.insertedTransactionIDs.compactMap { state.transactions[$0] }
+        if !inserted.isEmpty {
+            let result = try connection.executePrepared("insert_transactions", transactionColumns(inserted))
+            if result.rowsAffected != inserted.count {
+                // Another instance wrote one of these ids first.
+                throw BatchFailure.retry(lockWallets: [])
+            }
+            var entryColumns: [[String?]] = Array(repeating: [], count: 8)
+            var historyWallets: [String?] = []
+            var historyTransactions: [String?] = []
+            for record in inserted {
+                for (index, entry) in record.entries.enumerated() {
+                    entryColumns[0].append(entry.walletID)
+                    entryColumns[1].append(String(entry.sequence))
+                    entryColumns[2].append(record.id)
+                    entryColumns[3].append(String(index))
+                    entryColumns[4].append(entry.asset)
+                    entryColumns[5].append(entry.bucket)
+                    entryColumns[6].append(String(entry.amount))
+                    entryColumns[7].append(hexString(entry.hash))
+                }
+                guard record.kind != .tombstone else { continue }
+                for walletID in record.walletIDs where !Reserved.isReserved(walletID) {
+                    historyWallets.append(walletID)
+                    historyTransactions.append(record.id)
+                }
+            }
+            if !entryColumns[0].isEmpty {
+                _ = try connection.executePrepared("insert_entries", entryColumns.map { PostgresText.arrayLiteral($0) })
+            }
+            if !historyWallets.isEmpty {
+                _ = try connection.executePrepared(
+                    "insert_history",
+                    [PostgresText.arrayLiteral(historyWallets), PostgresText.arrayLiteral(historyTransactions)])
+            }
+        }
+        if !state.updatedTransactionIDs.isEmpty {
+            let ids = state.updatedTransactionIDs.sorted()
+            _ = try connection.executePrepared(
+                "update_statuses",
+                [
+                    PostgresText.arrayLiteral(ids.map { Optional($0) }),
+                    PostgresText.arrayLiteral(ids.map { state.transactions[$0]?.status.rawValue }),
+                ])
+        }
+        if !state.touchedBalances.isEmpty {
+            let keys = Array(state.touchedBalances)
+            _ = try connection.executePrepared(
+                "upsert_balances",
+                [
+                    PostgresText.arrayLiteral(keys.map { Optional($0.walletID) }),
+                    PostgresText.arrayLiteral(keys.map { Optional($0.asset) }),
+                    PostgresText.arrayLiteral(keys.map { Optional($0.bucket) }),
+                    PostgresText.arrayLiteral(keys.map { state.posted($0) }),
+                ])
+        }
+        if !state.touchedWalletIDs.isEmpty {
+            let wallets = state.touchedWalletIDs.sorted().compactMap { state.wallets[$0] }
+            _ = try connection.executePrepared(
+                "update_chain_heads",
+                [
+                    PostgresText.arrayLiteral(wallets.map { Optional($0.id) }),
+                    PostgresText.arrayLiteral(wallets.map { Int64($0.lastSequence) }),
+                    PostgresText.arrayLiteral(wallets.map { Optional(hexString($0.lastHash)) }),
+                ])
+        }
+    }
+
+    private func transactionColumns(_ records: [TransactionRecord]) -> [String?] {
+        func text(_ values: (TransactionRecord) -> String) -> String {
+            PostgresText.arrayLiteral(records.map { Optional(values($0)) })
+        }
+        func number(_ values: (TransactionRecord) -> Int64) -> String {
+            PostgresText.arrayLiteral(records.map(values))
+        }
+        return [
+            text(\.id), text(\.kind.rawValue), text(\.status.rawValue), text(\.walletID), text(\.asset),
+            number(\.amount), number(\.createdAt), text { RowCoding.encodeMap($0.metadata) }, text(\.targetID),
+            text { RowCoding.encodeFunding($0.funding) }, number(\.expiresAt), text(\.reason),
+            text(\.counterpartyWalletID), text { $0.targetFound ? "t" : "f" }, text(\.request.encoded),
+            text { hexString(SHA256.hash(Array($0.request.encoded.utf8))) },
+        ]
+    }
+}
+
+/// The statements a worker prepares on each connection.
+enum Statements {
+    static func prepareAll(on connection: PostgresConnection) {
+        connection.prepare(
+            "load_transactions",
+            "SELECT \(RowCoding.transactionColumns) FROM transactions WHERE transaction_id = ANY($1::text[])")
+        connection.prepare(
+            "load_entries",
+            """
+            SELECT transaction_id, entry_index, wallet_id, asset, bucket, amount, sequence, hash
+            FROM entries WHERE transaction_id = ANY($1::text[])
+            """)
+        connection.prepare(
+            "lock_wallets",
+            """
+            SELECT wallet_id, overdraft_limit, labels::text AS labels, created_at, last_sequence, last_hash
+            FROM wallets WHERE wallet_id = ANY($1::text[]) ORDER BY wallet_id FOR UPDATE
+            """)
+        connection.prepare("load_assets", "SELECT code, decimal_places FROM assets")
+        connection.prepare(
+            "load_balances", "SELECT wallet_id, asset, bucket, posted FROM balances WHERE wallet_id = ANY($1::text[])")
+        connection.prepare(
+            "load_open_holds",
+            """
+            SELECT \(RowCoding.transactionColumns) FROM transactions
+            WHERE wallet_id = ANY($1::text[]) AND kind = 'AUTHORIZE' AND status = 'PENDING'
+            """)
+        connection.prepare(
+            "insert_transactions",
+            """
+            INSERT INTO transactions (transaction_id, kind, status, wallet_id, asset, amount, created_at, metadata,
+                target_id, funding, expires_at, reason, counterparty_wallet_id, target_found, request, request_hash)
+            SELECT id, kind, status, wallet_id, asset, amount, created_at, metadata::jsonb, target_id, funding,
+                expires_at, reason, counterparty, target_found, request, decode(request_hash, 'hex')
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
+                $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::boolean[],
+                $15::text[], $16::text[])
+                AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
+                     expires_at, reason, counterparty, target_found, request, request_hash)
+            ON CONFLICT (transaction_id) DO NOTHING
+            """)
+        connection.prepare(
+            "insert_entries",
+            """
+            INSERT INTO entries (wallet_id, sequence, transaction_id, entry_index, asset, bucket, amount, hash)
+            SELECT wallet_id, sequence, transaction_id, entry_index, asset, bucket, amount, decode(hash, 'hex')
+            FROM unnest($1::text[], $2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::bigint[],
+                $8::text[]) AS u(wallet_id, sequence, transaction_id, entry_index, asset, bucket, amount, hash)
+            """)
+        connection.prepare(
+            "insert_history",
+            """
+            INSERT INTO wallet_history (wallet_id, transaction_id)
+            SELECT wallet_id, transaction_id
+            FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(wallet_id, transaction_id, ordinal)
+            ORDER BY ordinal
+            """)
+        connection.prepare(
+            "update_statuses",
+            """
+            UPDATE transactions t SET status = u.status
+            FROM unnest($1::text[], $2::text[]) AS u(id, status) WHERE t.transaction_id = u.id
+            """)
+        connection.prepare(
+            "upsert_balances",
+            """
+            INSERT INTO balances (wallet_id, asset, bucket, posted)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+            ON CONFLICT (wallet_id, asset, bucket) DO UPDATE SET posted = EXCLUDED.posted
+            """)
+        connection.prepare(
+            "update_chain_heads",
+            """
+            UPDATE wallets w SET last_sequence = u.last_sequence, last_hash = decode(u.last_hash, 'hex')
+            FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(wallet_id, last_sequence, last_hash)
+            WHERE w.wallet_id = u.wallet_id
+            """)
+    }
+}

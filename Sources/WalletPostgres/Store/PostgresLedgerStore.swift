@@ -1,0 +1,278 @@
+import Foundation
+import WalletDomain
+
+/// How writes reach the database.
+public enum WriteMode: String, Sendable, CaseIterable {
+    /// Each wallet's commands queue in its lane; a lane applies everything
+    /// queued (up to `batchSizeMax`) in one database transaction.
+    case lanes
+    /// One database transaction per command: the baseline to compare with.
+    case perRequest = "per-request"
+}
+
+public struct StoreConfiguration: Sendable {
+    public var databaseURL: String
+    /// Connections, each with its own worker thread and lanes.
+    public var poolSize: Int
+    public var writeMode: WriteMode
+    /// Commands one database transaction may carry in lanes mode.
+    public var batchSizeMax: Int
+    /// Commands that may wait on one worker before callers get RESOURCE_EXHAUSTED.
+    public var queueDepthMax: Int
+    public var log: @Sendable (String) -> Void
+
+    public init(
+        databaseURL: String, poolSize: Int = 8, writeMode: WriteMode = .lanes, batchSizeMax: Int = 512,
+        queueDepthMax: Int = 20_000, log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.databaseURL = databaseURL
+        self.poolSize = poolSize
+        self.writeMode = writeMode
+        self.batchSizeMax = batchSizeMax
+        self.queueDepthMax = queueDepthMax
+        self.log = log
+    }
+}
+
+/// The Postgres ledger: libpq connections on threads this store owns, never
+/// on Swift's cooperative pool. Callers await; workers complete.
+public final class PostgresLedgerStore: LedgerStore {
+    private let workers: [StoreWorker]
+    public let configuration: StoreConfiguration
+    /// Signs page tokens; shared by every instance through the database.
+    public let pageTokens: PageTokenCodec
+
+    /// Connects, applies migrations, and starts the workers.
+    public init(configuration: StoreConfiguration) throws {
+        self.configuration = configuration
+        let setup: PostgresConnection
+        do {
+            setup = try PostgresConnection(url: configuration.databaseURL)
+        } catch {
+            throw StoreStartError("cannot connect to the database: \(error)")
+        }
+        _ = try Migrator.apply(Migrations.all, on: setup)
+        self.pageTokens = PageTokenCodec(secret: try Self.pageTokenSecret(setup))
+        setup.close()
+        let settings = StoreWorker.Settings(
+            databaseURL: configuration.databaseURL,
+            batchSizeMax: configuration.writeMode == .lanes ? configuration.batchSizeMax : 1,
+            queueDepthMax: configuration.queueDepthMax, log: configuration.log)
+        workers = (0..<max(1, configuration.poolSize)).map { StoreWorker(name: "wallet-db-\($0)", settings: settings) }
+        for worker in workers { worker.start() }
+    }
+
+    /// Applies pending migrations and returns the versions applied.
+    public static func migrate(databaseURL: String) throws -> [Int] {
+        let connection = try PostgresConnection(url: databaseURL)
+        defer { connection.close() }
+        return try Migrator.apply(Migrations.all, on: connection)
+    }
+
+    /// Drains every lane, then closes the connections.
+    public func shutdown() {
+        for worker in workers { worker.stop() }
+    }
+
+    private static func pageTokenSecret(_ connection: PostgresConnection) throws -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        let candidate = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        _ = try connection.execute(
+            "INSERT INTO settings (name, value) VALUES ('page_token_secret', decode($1, 'hex')) ON CONFLICT DO NOTHING",
+            [hexString(candidate)])
+        let rows = try connection.execute("SELECT value FROM settings WHERE name = 'page_token_secret'")
+        guard rows.rowCount == 1, let secret = rows.bytes(row: 0, column: 0), !secret.isEmpty else {
+            throw StoreStartError("page token secret missing")
+        }
+        return secret
+    }
+
+    // MARK: Routing
+
+    /// A wallet's commands always go to the same worker: that is its lane.
+    private func worker(for key: String) -> StoreWorker {
+        workers[Reserved.houseSlot(forWallet: key) &* 7919 % workers.count]
+    }
+
+    private func routingKey(_ command: Command) -> String {
+        if let wallet = command.primaryWalletID { return wallet }
+        switch command {
+        case .settle(let c): return c.authorizationID
+        case .rollback(let c): return c.targetTransactionID
+        case .reverse(let c): return c.originalTransactionID
+        case .expire(let holdID): return holdID
+        default: return command.transactionID
+        }
+    }
+
+    // MARK: LedgerStore
+
+    public func execute(_ command: Command, deadline: ContinuousClock.Instant?) async throws(LedgerError)
+        -> OperationResult
+    {
+        let worker = worker(for: routingKey(command))
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
+            worker.enqueue(PendingCommand(command: command, deadline: deadline) { continuation.resume(returning: $0) })
+        }
+        return try result.get()
+    }
+
+    /// Runs a read (or a small write outside the lanes) on a worker thread.
+    private func onWorker<T: Sendable>(
+        _ key: String, _ body: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws(LedgerError) -> T {
+        let log = configuration.log
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, LedgerError>, Never>) in
+            worker(for: key).enqueueRead { connection in
+                guard let connection else {
+                    continuation.resume(returning: .failure(.unavailable("the database is unreachable")))
+                    return
+                }
+                do {
+                    continuation.resume(returning: .success(try body(connection)))
+                } catch let error as LedgerError {
+                    continuation.resume(returning: .failure(error))
+                } catch let error as PostgresError {
+                    log("read failed: \(error)")
+                    continuation.resume(
+                        returning: .failure(
+                            error.isConnectionFailure
+                                ? .unavailable("the database is unreachable") : .internalError("storage error")))
+                } catch {
+                    log("read failed: \(error)")
+                    continuation.resume(returning: .failure(.internalError("storage error")))
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    public func createWallet(_ request: CreateWallet) async throws(LedgerError) -> (wallet: WalletRecord, created: Bool) {
+        try await onWorker(request.walletID) { connection in
+            let now = RowCoding.microseconds()
+            let inserted = try connection.execute(
+                """
+                INSERT INTO wallets (wallet_id, overdraft_limit, labels, created_at, last_hash)
+                VALUES ($1, $2, $3::jsonb, $4, decode($5, 'hex')) ON CONFLICT (wallet_id) DO NOTHING
+                """,
+                [
+                    request.walletID, String(request.overdraftLimit), RowCoding.encodeMap(request.labels), String(now),
+                    hexString(HashChain.genesis),
+                ])
+            let rows = try connection.execute(
+                """
+                SELECT wallet_id, overdraft_limit, labels::text AS labels, created_at, last_sequence, last_hash
+                FROM wallets WHERE wallet_id = $1
+                """, [request.walletID])
+            guard rows.rowCount == 1 else { throw LedgerError.internalError("wallet vanished") }
+            let wallet = RowCoding.wallet(rows, row: 0)
+            if inserted.rowsAffected == 1 { return (wallet, true) }
+            try Registry.existingWallet(wallet, matches: request)
+            return (wallet, false)
+        }
+    }
+
+    public func defineAsset(_ request: DefineAsset) async throws(LedgerError) -> (asset: Asset, created: Bool) {
+        try await onWorker(request.code) { connection in
+            try connection.transaction {
+                let now = RowCoding.microseconds()
+                let inserted = try connection.execute(
+                    "INSERT INTO assets (code, decimal_places, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    [request.code, String(request.decimalPlaces), String(now)])
+                let houses = Registry.houseWallets(asset: request.code, now: now)
+                _ = try connection.execute(
+                    """
+                    INSERT INTO wallets (wallet_id, is_system, created_at, last_hash)
+                    SELECT id, true, $2, decode($3, 'hex') FROM unnest($1::text[]) AS id
+                    ON CONFLICT (wallet_id) DO NOTHING
+                    """,
+                    [PostgresText.arrayLiteral(houses.map { Optional($0.id) }), String(now), hexString(HashChain.genesis)])
+                let rows = try connection.execute("SELECT decimal_places FROM assets WHERE code = $1", [request.code])
+                let asset = Asset(code: request.code, decimalPlaces: UInt32(rows.int64(row: 0, column: 0) ?? 0))
+                if inserted.rowsAffected == 1 { return (asset, true) }
+                try Registry.existingAsset(asset, matches: request)
+                return (asset, false)
+            }
+        }
+    }
+
+    public func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance] {
+        try await onWorker(walletID) { connection in
+            let wallet = try connection.execute("SELECT 1 FROM wallets WHERE wallet_id = $1", [walletID])
+            guard wallet.rowCount == 1 else { throw LedgerError.walletNotFound(walletID) }
+            if !asset.isEmpty {
+                let known = try connection.execute("SELECT 1 FROM assets WHERE code = $1", [asset])
+                guard known.rowCount == 1 else { throw LedgerError.assetNotFound(asset) }
+            }
+            var state = LedgerState()
+            let rows = try connection.execute(
+                "SELECT asset, bucket, posted FROM balances WHERE wallet_id = $1", [walletID])
+            for row in 0..<rows.rowCount {
+                state.load(
+                    posted: rows.int64(row: row, column: "posted") ?? 0,
+                    for: BalanceKey(
+                        walletID: walletID, asset: rows.string(row: row, column: "asset") ?? "",
+                        bucket: rows.string(row: row, column: "bucket") ?? ""))
+            }
+            let holds = try connection.execute(
+                """
+                SELECT \(RowCoding.transactionColumns) FROM transactions
+                WHERE wallet_id = $1 AND kind = 'AUTHORIZE' AND status = 'PENDING'
+                """, [walletID])
+            for row in 0..<holds.rowCount { state.load(transaction: RowCoding.transaction(holds, row: row)) }
+            let now = RowCoding.microseconds()
+            let codes = asset.isEmpty ? state.assets(ofWallet: walletID) : [asset]
+            return codes.map { state.balance(walletID: walletID, asset: $0, now: now) }
+        }
+    }
+
+    public func transaction(id: String) async throws(LedgerError) -> TransactionRecord {
+        try await onWorker(id) { connection in
+            let executor = BatchExecutor(connection: connection)
+            guard let record = try executor.loadTransactions([id])[id], record.kind != .tombstone else {
+                throw LedgerError.transactionNotFound(id)
+            }
+            return record
+        }
+    }
+
+    public func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage {
+        try await onWorker(walletID) { connection in
+            let wallet = try connection.execute("SELECT 1 FROM wallets WHERE wallet_id = $1", [walletID])
+            guard wallet.rowCount == 1 else { throw LedgerError.walletNotFound(walletID) }
+            let rows = try connection.execute(
+                """
+                SELECT position, transaction_id FROM wallet_history
+                WHERE wallet_id = $1 AND position < $2 ORDER BY position DESC LIMIT $3
+                """, [walletID, String(before ?? Int64.max), String(limit + 1)])
+            var positions: [(Int64, String)] = []
+            for row in 0..<rows.rowCount {
+                positions.append((rows.int64(row: row, column: 0) ?? 0, rows.string(row: row, column: 1) ?? ""))
+            }
+            let more = positions.count > limit
+            if more { positions.removeLast() }
+            let records = try BatchExecutor(connection: connection).loadTransactions(Set(positions.map(\.1)))
+            return HistoryPage(
+                transactions: positions.compactMap { records[$0.1] },
+                nextCursor: more ? positions.last?.0 : nil)
+        }
+    }
+
+    /// Open holds past their expiry, oldest first, for the sweeper.
+    public func expiredHolds(limit: Int) async throws(LedgerError) -> [String] {
+        try await onWorker("sweeper") { connection in
+            let rows = try connection.execute(
+                """
+                SELECT transaction_id FROM transactions
+                WHERE kind = 'AUTHORIZE' AND status = 'PENDING' AND expires_at <= $1
+                ORDER BY expires_at LIMIT $2
+                """, [String(RowCoding.microseconds()), String(limit)])
+            return (0..<rows.rowCount).compactMap { rows.string(row: $0, column: 0) }
+        }
+    }
+}
+
+public struct StoreStartError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

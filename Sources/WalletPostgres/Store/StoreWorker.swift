@@ -1,0 +1,222 @@
+import Foundation
+import WalletDomain
+
+/// A write waiting in a lane.
+struct PendingCommand: Sendable {
+    let command: Command
+    let deadline: ContinuousClock.Instant?
+    let completion: @Sendable (Result<OperationResult, LedgerError>) -> Void
+}
+
+/// One thread, one Postgres connection, one queue. Commands of a wallet
+/// always land on the same worker (see `PostgresLedgerStore.worker(for:)`),
+/// so they apply in arrival order; in lanes mode the worker takes everything
+/// queued (up to `batchSizeMax`) into one database transaction: group commit.
+///
+/// `@unchecked Sendable`: the queues and flags are only touched with
+/// `condition` locked; the connection and executor only on the worker's own
+/// thread (created in `run()`, never handed out).
+final class StoreWorker: @unchecked Sendable {
+    struct Settings: Sendable {
+        var databaseURL: String
+        var batchSizeMax: Int
+        var queueDepthMax: Int
+        var log: @Sendable (String) -> Void
+    }
+
+    private let settings: Settings
+    private let condition = NSCondition()
+    private var writes: [PendingCommand] = []
+    private var writesHead = 0
+    private var reads: [@Sendable (PostgresConnection?) -> Void] = []
+    private var stopping = false
+    private var stopped = false
+    private let name: String
+
+    private var connection: PostgresConnection?
+    private var executor: BatchExecutor?
+
+    init(name: String, settings: Settings) {
+        self.name = name
+        self.settings = settings
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Drains what is queued, then ends the thread.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !stopped { condition.wait() }
+        condition.unlock()
+    }
+
+    var queuedWrites: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return writes.count - writesHead
+    }
+
+    func enqueue(_ pending: PendingCommand) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            pending.completion(.failure(.unavailable("the server is shutting down")))
+            return
+        }
+        if writes.count - writesHead >= settings.queueDepthMax {
+            condition.unlock()
+            pending.completion(
+                .failure(
+                    LedgerError(
+                        .resourceExhausted, "QUEUE_FULL",
+                        "this wallet's queue is full (\(settings.queueDepthMax)); nothing was recorded, retry later")))
+            return
+        }
+        writes.append(pending)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Runs `job` on the worker's thread with its connection (nil when the
+    /// database cannot be reached).
+    func enqueueRead(_ job: @escaping @Sendable (PostgresConnection?) -> Void) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            job(nil)
+            return
+        }
+        reads.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while writes.count == writesHead, reads.isEmpty, !stopping { condition.wait() }
+            if stopping, writes.count == writesHead, reads.isEmpty {
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                connection?.close()
+                return
+            }
+            let readJobs = reads
+            reads.removeAll()
+            let take = min(settings.batchSizeMax, writes.count - writesHead)
+            let batch = Array(writes[writesHead..<(writesHead + take)])
+            writesHead += take
+            if writesHead == writes.count {
+                writes.removeAll(keepingCapacity: true)
+                writesHead = 0
+            } else if writesHead > 4096 {
+                writes.removeFirst(writesHead)
+                writesHead = 0
+            }
+            condition.unlock()
+
+            let live = ensureConnection()
+            for job in readJobs { job(live) }
+            if !batch.isEmpty { runBatch(batch) }
+        }
+    }
+
+    private func ensureConnection() -> PostgresConnection? {
+        if let connection, connection.isConnected { return connection }
+        do {
+            if let connection {
+                try connection.reconnect()
+            } else {
+                let fresh = try PostgresConnection(url: settings.databaseURL)
+                Statements.prepareAll(on: fresh)
+                connection = fresh
+                executor = BatchExecutor(connection: fresh)
+            }
+            return connection
+        } catch {
+            settings.log("\(name): database unreachable: \(error)")
+            return nil
+        }
+    }
+
+    private func runBatch(_ batch: [PendingCommand]) {
+        var pending = batch[...]
+        var lockHint = Set<String>()
+        var attempts = 0
+        let attemptsMax = 8
+        while !pending.isEmpty {
+            let now = ContinuousClock.now
+            let live = pending.filter { item in
+                if let deadline = item.deadline, deadline <= now {
+                    item.completion(.failure(.deadlineExceeded()))
+                    return false
+                }
+                return true
+            }
+            guard !live.isEmpty else { return }
+            guard ensureConnection() != nil, var executor else {
+                fail(live, .unavailable("the database is unreachable; nothing was recorded"))
+                return
+            }
+            do throws(BatchFailure) {
+                let results = try executor.apply(
+                    live.map(\.command), now: RowCoding.microseconds(), lockHint: lockHint)
+                self.executor = executor
+                for (item, result) in zip(live, results) { item.completion(result) }
+                if results.isEmpty {
+                    attempts += 1
+                    if attempts > attemptsMax {
+                        fail(live, .internalError("a command could not take the locks it needs"))
+                        return
+                    }
+                    lockHint.formUnion(Ledger.footprint(of: live[0].command, known: [:]).walletIDs)
+                }
+                pending = live.dropFirst(results.count)
+                if !results.isEmpty {
+                    lockHint = []
+                    attempts = 0
+                }
+            } catch {
+                self.executor = executor
+                attempts += 1
+                switch error {
+                case .retry(let wallets):
+                    lockHint.formUnion(wallets)
+                    pending = live[...]
+                    if attempts > attemptsMax {
+                        fail(live, .unavailable("contention: retry later; nothing was recorded"))
+                        return
+                    }
+                case .database(let error):
+                    settings.log("\(name): batch of \(live.count) failed: \(error)")
+                    if error.isRetryable, attempts <= attemptsMax {
+                        pending = live[...]
+                        continue
+                    }
+                    if live.count > 1 {
+                        // Keep one bad command from failing its neighbours.
+                        for item in live { runBatch([item]) }
+                        return
+                    }
+                    let failure: LedgerError =
+                        error.isConnectionFailure
+                        ? .unavailable("the database is unreachable; retry: the transaction_id makes it safe")
+                        : .internalError("storage error; nothing was recorded")
+                    fail(live, failure)
+                    return
+                }
+            }
+        }
+    }
+
+    private func fail(_ items: some Sequence<PendingCommand>, _ error: LedgerError) {
+        for item in items { item.completion(.failure(error)) }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import WalletPostgres
+
+/// Command line and environment: flags win over the environment, which wins
+/// over the defaults.
+struct Options {
+    enum Subcommand: String {
+        case serve, migrate, verify, postgres
+    }
+
+    var subcommand = Subcommand.serve
+    var listen = "127.0.0.1:50051"
+    var databaseURL: String?
+    var poolSize = 8
+    var writeMode = WriteMode.lanes
+    var batchSizeMax = 512
+    var queueDepthMax = 20_000
+    var dataDirectory = ".data"
+    var embeddedPort = 54329
+    var drainTimeoutMilliseconds = 10_000
+    var sweepIntervalMilliseconds = 500
+
+    static let usage = """
+        usage: wallet-server [serve|migrate|verify|postgres] [options]
+
+          serve      (default) run the gRPC server
+          migrate    apply database migrations and exit
+          verify     re-check every ledger invariant; exit 1 with a report if one breaks
+          postgres   provision/start the embedded Postgres under --data-dir and print its URL
+
+        options (environment variable in brackets):
+          --listen HOST:PORT         [WALLET_LISTEN]        default 127.0.0.1:50051
+          --database-url URL         [DATABASE_URL]         default: embedded Postgres under --data-dir
+          --pool-size N              [WALLET_POOL_SIZE]     database connections, default 8
+          --write-mode MODE          [WALLET_WRITE_MODE]    lanes (default) or per-request
+          --batch-size-max N         [WALLET_BATCH_SIZE_MAX] commands per database transaction, default 512
+          --queue-depth-max N        [WALLET_QUEUE_DEPTH_MAX] queued commands per lane, default 20000
+          --data-dir DIR             [WALLET_DATA_DIR]      default .data
+          --embedded-port N          [WALLET_EMBEDDED_PORT] default 54329
+          --drain-timeout-ms N                              default 10000
+        """
+
+    static func parse(_ arguments: [String], environment: [String: String]) throws -> Options {
+        var options = Options()
+        if let value = environment["WALLET_LISTEN"] { options.listen = value }
+        if let value = environment["DATABASE_URL"], !value.isEmpty { options.databaseURL = value }
+        if let value = environment["WALLET_POOL_SIZE"] { options.poolSize = try number(value, "WALLET_POOL_SIZE") }
+        if let value = environment["WALLET_WRITE_MODE"] { options.writeMode = try mode(value) }
+        if let value = environment["WALLET_BATCH_SIZE_MAX"] { options.batchSizeMax = try number(value, "WALLET_BATCH_SIZE_MAX") }
+        if let value = environment["WALLET_QUEUE_DEPTH_MAX"] { options.queueDepthMax = try number(value, "WALLET_QUEUE_DEPTH_MAX") }
+        if let value = environment["WALLET_DATA_DIR"] { options.dataDirectory = value }
+        if let value = environment["WALLET_EMBEDDED_PORT"] { options.embeddedPort = try number(value, "WALLET_EMBEDDED_PORT") }
+
+        var rest = arguments[...]
+        if let first = rest.first, let subcommand = Subcommand(rawValue: first) {
+            options.subcommand = subcommand
+            rest = rest.dropFirst()
+        }
+        while let flag = rest.popFirst() {
+            var name = flag
+            var inlineValue: String?
+            if let equals = flag.firstIndex(of: "="), flag.hasPrefix("--") {
+                name = String(flag[..<equals])
+                inlineValue = String(flag[flag.index(after: equals)...])
+            }
+            func value() throws -> String {
+                if let inlineValue { return inlineValue }
+                guard let next = rest.popFirst() else { throw UsageError("\(name) needs a value") }
+                return next
+            }
+            switch name {
+            case "--listen": options.listen = try value()
+            case "--database-url": options.databaseURL = try value()
+            case "--pool-size": options.poolSize = try number(try value(), name)
+            case "--write-mode": options.writeMode = try mode(try value())
+            case "--batch-size-max": options.batchSizeMax = try number(try value(), name)
+            case "--queue-depth-max": options.queueDepthMax = try number(try value(), name)
+            case "--data-dir": options.dataDirectory = try value()
+            case "--embedded-port": options.embeddedPort = try number(try value(), name)
+            case "--drain-timeout-ms": options.drainTimeoutMilliseconds = try number(try value(), name)
+            case "--sweep-interval-ms": options.sweepIntervalMilliseconds = try number(try value(), name)
+            case "-h", "--help": throw UsageError(nil)
+            default: throw UsageError("unknown option \(flag)")
+            }
+        }
+        return options
+    }
+
+    private static func number(_ text: String, _ name: String) throws -> Int {
+        guard let value = Int(text), value > 0 else { throw UsageError("\(name) must be a positive integer") }
+        return value
+    }
+
+    private static func mode(_ text: String) throws -> WriteMode {
+        guard let mode = WriteMode(rawValue: text) else {
+            throw UsageError("write mode must be one of: \(WriteMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return mode
+    }
+}
+
+struct UsageError: Error {
+    let message: String?
+    init(_ message: String?) { self.message = message }
+}

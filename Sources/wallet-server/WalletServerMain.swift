@@ -1,0 +1,90 @@
+import Dispatch
+import Foundation
+import WalletDomain
+import WalletGRPC
+import WalletPostgres
+
+@main
+struct WalletServerMain {
+    static func main() {
+        let options: Options
+        do {
+            options = try Options.parse(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+        } catch let error as UsageError {
+            if let message = error.message { FileHandle.standardError.write(Data("error: \(message)\n".utf8)) }
+            print(Options.usage)
+            exit(error.message == nil ? 0 : 2)
+        } catch {
+            exit(2)
+        }
+        do {
+            switch options.subcommand {
+            case .serve: try serve(options)
+            case .migrate:
+                let applied = try PostgresLedgerStore.migrate(databaseURL: try databaseURL(options))
+                print(applied.isEmpty ? "migrations: up to date" : "migrations applied: \(applied.map(String.init).joined(separator: ", "))")
+            case .verify:
+                let problems = try LedgerVerifier.verify(databaseURL: try databaseURL(options))
+                if problems.isEmpty {
+                    print("verify: every invariant holds")
+                } else {
+                    print("verify: \(problems.count) problem(s)")
+                    for problem in problems { print("  - \(problem)") }
+                    exit(1)
+                }
+            case .postgres:
+                print(try embeddedDatabase(options))
+            }
+        } catch {
+            Log.info("error: \(error)")
+            exit(1)
+        }
+    }
+
+    /// DATABASE_URL when given, else the embedded cluster under the data directory.
+    static func databaseURL(_ options: Options) throws -> String {
+        if let url = options.databaseURL { return url }
+        return try embeddedDatabase(options)
+    }
+
+    static func embeddedDatabase(_ options: Options) throws -> String {
+        let directory = URL(fileURLWithPath: options.dataDirectory).appendingPathComponent("postgres").path
+        Log.info("no DATABASE_URL: using the embedded Postgres in \(directory) on port \(options.embeddedPort)")
+        return try LocalPostgres.start(dataDirectory: directory, port: options.embeddedPort, databaseName: "wallet")
+    }
+
+    static func serve(_ options: Options) throws {
+        Log.info("starting (write mode \(options.writeMode.rawValue), pool \(options.poolSize))")
+        let url = try databaseURL(options)
+        let store = try PostgresLedgerStore(
+            configuration: StoreConfiguration(
+                databaseURL: url, poolSize: options.poolSize, writeMode: options.writeMode,
+                batchSizeMax: options.batchSizeMax, queueDepthMax: options.queueDepthMax,
+                log: { Log.info($0) }))
+        Log.info("database ready at \(ConnectionString.redacted(url))")
+        let service = WalletService(store: store, pageTokens: store.pageTokens)
+        let server = try WalletServer(listen: options.listen, service: service)
+        let host = options.listen.split(separator: ":").dropLast().joined(separator: ":")
+        Log.info("listening on \(host):\(server.port)")
+
+        let sweeper = HoldSweeper(store: store, intervalMilliseconds: options.sweepIntervalMilliseconds)
+        sweeper.start()
+
+        let stop = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        stop.wait()
+        Log.info("stopping: draining in-flight calls")
+        sweeper.stop()
+        server.shutdown(drainTimeoutMilliseconds: options.drainTimeoutMilliseconds)
+        store.shutdown()
+        Log.info("stopped")
+        exit(0)
+    }
+}
