@@ -14,13 +14,20 @@
 // the response batch and the close notification have completed; the small
 // handle itself lives until wgrpc_call_release.
 //
+// Threading model (client):
+//   - Each channel owns one HTTP/2 connection (never shared with another
+//     channel), 1 to WGRPC_CHANNEL_THREADS_MAX completion queues and one
+//     pthread per queue; calls are spread over the queues round-robin.
+//   - The unary callback runs on one of those threads and must return
+//     quickly; it may start new calls on any channel.
+//   - wgrpc_client_call_unary may be called from any thread, also after
+//     wgrpc_channel_shutdown (it then fails at once). wgrpc_channel_destroy
+//     must be the last use of the handle.
+//
 // Room to grow (kept out of the API until needed):
 //   - server streaming: a wgrpc_call_send_message(call, bytes, len) that
 //     starts a SEND_MESSAGE batch with its own tag, plus
-//     wgrpc_call_respond(..., response NULL) to close the stream;
-//   - a client side: wgrpc_channel_create(target) /
-//     wgrpc_client_call_unary(channel, method, request, deadline, callback)
-//     with a separate completion-queue thread per channel.
+//     wgrpc_call_respond(..., response NULL) to close the stream.
 
 #ifndef WGRPC_SHIM_H
 #define WGRPC_SHIM_H
@@ -36,6 +43,7 @@ extern "C" {
 enum {
   WGRPC_STATUS_OK = 0,
   WGRPC_STATUS_CANCELLED = 1,
+  WGRPC_STATUS_INVALID_ARGUMENT = 3,
   WGRPC_STATUS_UNIMPLEMENTED = 12,
   WGRPC_STATUS_INTERNAL = 13,
   WGRPC_STATUS_UNAVAILABLE = 14,
@@ -115,6 +123,68 @@ int64_t wgrpc_call_deadline_remaining_ms(const wgrpc_call *call);
 /// arrived into `buffer`, NUL-terminated and truncated to `capacity`. Returns
 /// the full length of the peer string (excluding the NUL).
 size_t wgrpc_call_peer(const wgrpc_call *call, char *buffer, size_t capacity);
+
+// ---------------------------------------------------------------------------
+// Client
+
+/// Upper bounds of the client side.
+enum {
+  WGRPC_CHANNEL_THREADS_MAX = 8,
+  /// Method paths a channel registers with gRPC core (cheaper calls); calls
+  /// to further paths still work, unregistered.
+  WGRPC_CHANNEL_METHODS_MAX = 64,
+  WGRPC_METHOD_PATH_BYTES_MAX = 256,
+  /// Longest deadline a call may ask for: one hour.
+  WGRPC_CALL_TIMEOUT_MS_MAX = 3600000,
+};
+
+typedef struct wgrpc_channel wgrpc_channel;
+
+/// Invoked exactly once per started call, on one of the channel's
+/// completion-queue threads. `response` is the response message (NULL when
+/// none arrived, e.g. for a non-OK status) and `status_details` the value of
+/// the `grpc-status-details-bin` trailer (NULL when absent); both are valid
+/// only during the callback. Client-side failures arrive as statuses too:
+/// DEADLINE_EXCEEDED, UNAVAILABLE (no connection), CANCELLED (shutdown).
+typedef void (*wgrpc_unary_callback)(void *ctx, int status_code,
+                                     const uint8_t *response,
+                                     size_t response_len,
+                                     const uint8_t *status_details,
+                                     size_t status_details_len);
+
+/// Creates an insecure channel to `target` ("HOST:PORT") served by
+/// `thread_count` (1 to WGRPC_CHANNEL_THREADS_MAX) completion-queue threads.
+/// Connects lazily, on the first call. Returns NULL on failure and writes a
+/// NUL-terminated reason to `error` (may be NULL) of capacity
+/// `error_capacity`.
+wgrpc_channel *wgrpc_channel_create(const char *target, int thread_count,
+                                    char *error, size_t error_capacity);
+
+/// Starts a unary call of `method` ("/pkg.Service/Method") carrying the
+/// `request_len` bytes at `request` (copied before returning; may be NULL
+/// when request_len is 0), with a deadline `timeout_ms` from now (1 to
+/// WGRPC_CALL_TIMEOUT_MS_MAX). Returns WGRPC_STATUS_OK when the call started:
+/// `callback` then runs exactly once. Any other value means nothing was sent
+/// and the callback never runs: INVALID_ARGUMENT for bad arguments,
+/// UNAVAILABLE once the channel is shut down, INTERNAL if gRPC core refused.
+/// Thread-safe.
+int wgrpc_client_call_unary(wgrpc_channel *channel, const char *method,
+                            const uint8_t *request, size_t request_len,
+                            int64_t timeout_ms, wgrpc_unary_callback callback,
+                            void *ctx);
+
+/// Calls started on the channel whose callback has not returned yet.
+int64_t wgrpc_channel_calls_in_flight(wgrpc_channel *channel);
+
+/// Refuses new calls, cancels the calls in flight (their callbacks get
+/// CANCELLED unless the answer won the race), waits until every callback
+/// returned, then joins the completion-queue threads and closes the
+/// connection. Idempotent. Must not be called from a callback.
+void wgrpc_channel_shutdown(wgrpc_channel *channel);
+
+/// Shuts the channel down if needed and frees it. The handle must not be
+/// used by anyone afterwards.
+void wgrpc_channel_destroy(wgrpc_channel *channel);
 
 #ifdef __cplusplus
 }

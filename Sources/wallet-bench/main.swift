@@ -1,0 +1,1 @@
+print("wallet-bench: not built yet")

@@ -1,0 +1,255 @@
+import Foundation
+import Testing
+import WalletDomain
+import WalletPostgres
+
+/// The Postgres store against a real server: persistence of every kind of
+/// outcome, replays across restarts, per-wallet serialization under
+/// concurrency, two stores (two server instances) on one database, and the
+/// verifier catching tampering. After each scenario, `verify` is clean.
+@Suite struct StoreTests {
+    static func makeStore(_ url: String, mode: WriteMode = .lanes, pool: Int = 4) throws -> PostgresLedgerStore {
+        try PostgresLedgerStore(configuration: StoreConfiguration(databaseURL: url, poolSize: pool, writeMode: mode))
+    }
+
+    static func seed(_ store: PostgresLedgerStore, wallets: [String], funds: Int64 = 0, overdraft: Int64 = 0) async throws {
+        _ = try await store.defineAsset(try DefineAsset(code: "USD", decimalPlaces: 2))
+        for wallet in wallets {
+            _ = try await store.createWallet(try CreateWallet(walletID: wallet, overdraftLimit: overdraft, labels: [:]))
+            if funds > 0 {
+                _ = try await store.execute(
+                    .credit(try Credit(transactionID: "fund-\(wallet)", walletID: wallet, asset: "USD", amount: funds, bucket: "", metadata: [:])),
+                    deadline: nil)
+            }
+        }
+    }
+
+    static func expectClean(_ url: String) throws {
+        let problems = try LedgerVerifier.verify(databaseURL: url)
+        #expect(problems.isEmpty, "verify: \(problems)")
+    }
+
+    static func debit(_ id: String, _ wallet: String, _ amount: Int64, funding: [String] = []) throws(LedgerError) -> Command {
+        .debit(try Debit(transactionID: id, walletID: wallet, asset: "USD", amount: amount, funding: funding, metadata: [:]))
+    }
+
+    @Test func everyOperationPersistsAndReplaysAfterRestart() async throws {
+        let url = try TestDatabase.url()
+        var store = try Self.makeStore(url)
+        try await Self.seed(store, wallets: ["alice", "pot"], funds: 10_000)
+        _ = try await store.execute(
+            .credit(try Credit(transactionID: "bonus-1", walletID: "alice", asset: "USD", amount: 500, bucket: "bonus", metadata: ["src": "promo"])),
+            deadline: nil)
+        let bet = try await store.execute(try Self.debit("bet-1", "alice", 700, funding: ["bonus", "cash"]), deadline: nil)
+        #expect(bet.transaction.funding == [BucketAmount(bucket: "bonus", amount: 500), BucketAmount(bucket: "cash", amount: 200)])
+        let hold = try await store.execute(
+            .authorize(try Authorize(transactionID: "buyin-1", walletID: "alice", asset: "USD", amount: 2_000, funding: [], metadata: [:], expiresInMilliseconds: 0)),
+            deadline: nil)
+        #expect(hold.balance?.held == 2_000)
+        let settle = try await store.execute(
+            .settle(try Settle(transactionID: "seat-1", authorizationID: "buyin-1", captureAmount: 1_500, payout: 0, payoutBucket: "", destinationWalletID: "pot", metadata: [:])),
+            deadline: nil)
+        #expect(settle.balance?.held == 0)
+        let postedAfterSettle: Int64 = 10_000 + 500 - 700 - 1_500
+        #expect(settle.balance?.posted == postedAfterSettle)
+        _ = try await store.execute(.rollback(try Rollback(transactionID: "cancel-1", targetTransactionID: "bet-1", metadata: [:])), deadline: nil)
+        _ = try await store.execute(.reverse(try Reverse(transactionID: "rev-1", originalTransactionID: "bonus-1", reason: "mistake", metadata: [:])), deadline: nil)
+        _ = try await store.execute(
+            .transfer(try Transfer(transactionID: "cashout-1", fromWalletID: "pot", toWalletID: "alice", asset: "USD", amount: 1_000, bucket: "", metadata: [:])),
+            deadline: nil)
+        await #expect(throws: LedgerError.self) {
+            _ = try await store.execute(try Self.debit("big-1", "alice", 1_000_000), deadline: nil)
+        }
+        let before = try await store.balances(walletID: "alice", asset: "USD")
+        store.shutdown()
+
+        // A new instance answers replays from the database alone.
+        store = try Self.makeStore(url)
+        defer { store.shutdown() }
+        let replay = try await store.execute(try Self.debit("bet-1", "alice", 700, funding: ["bonus", "cash"]), deadline: nil)
+        #expect(replay.replayed)
+        #expect(replay.transaction.status == .rolledBack)
+        #expect(replay.transaction.entries == bet.transaction.entries)
+        do throws(LedgerError) {
+            _ = try await store.execute(try Self.debit("big-1", "alice", 1_000_000), deadline: nil)
+            Issue.record("a pinned rejection must stay rejected")
+        } catch {
+            #expect(error.reason == "INSUFFICIENT_FUNDS")
+            #expect(error.metadata["posted"] == String(before[0].posted))
+        }
+        let after = try await store.balances(walletID: "alice", asset: "USD")
+        #expect(after == before)
+        #expect(after[0].posted == 10_000 + 500 - 700 - 1_500 + 700 - 500 + 1_000)
+        let history = try await store.history(walletID: "pot", limit: 10, before: nil)
+        #expect(history.transactions.map(\.id) == ["cashout-1", "seat-1", "fund-pot"])
+        try Self.expectClean(url)
+    }
+
+    @Test(arguments: [WriteMode.lanes, WriteMode.perRequest])
+    func concurrentDebitsOnOneWalletEndExact(mode: WriteMode) async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url, mode: mode)
+        defer { store.shutdown() }
+        try await Self.seed(store, wallets: ["hot"], funds: 1_000)
+        // 1,500 debits of 1 against 1,000: exactly 1,000 succeed.
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<1_500 {
+                group.addTask {
+                    do throws(LedgerError) {
+                        _ = try await store.execute(try Self.debit("d-\(index)", "hot", 1), deadline: nil)
+                        return true
+                    } catch {
+                        #expect(error.reason == "INSUFFICIENT_FUNDS")
+                        return false
+                    }
+                }
+            }
+            var successes = 0
+            for try await ok in group where ok { successes += 1 }
+            return successes
+        }
+        #expect(outcomes == 1_000)
+        let balance = try await store.balances(walletID: "hot", asset: "USD")
+        #expect(balance[0].posted == 0)
+        try Self.expectClean(url)
+    }
+
+    @Test func twoStoresOnOneDatabaseStayCorrect() async throws {
+        let url = try TestDatabase.url()
+        let first = try Self.makeStore(url)
+        let second = try Self.makeStore(url)
+        defer {
+            first.shutdown()
+            second.shutdown()
+        }
+        let wallets = (0..<4).map { "w\($0)" }
+        try await Self.seed(first, wallets: wallets, funds: 100_000)
+        // Transfers in both directions between the same wallets from both
+        // instances, each id sent to both: every transfer applies once.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<400 {
+                let from = wallets[index % 4]
+                let to = wallets[(index + 1 + index / 4) % 4 == index % 4 ? (index + 2) % 4 : (index + 1 + index / 4) % 4]
+                let command = Command.transfer(
+                    try Transfer(transactionID: "t-\(index)", fromWalletID: from, toWalletID: to, asset: "USD", amount: Int64(index + 1), bucket: "", metadata: [:]))
+                group.addTask { _ = try await first.execute(command, deadline: nil) }
+                group.addTask { _ = try await second.execute(command, deadline: nil) }
+            }
+            try await group.waitForAll()
+        }
+        var total: Int64 = 0
+        for wallet in wallets {
+            total += try await first.balances(walletID: wallet, asset: "USD")[0].posted
+        }
+        #expect(total == 400_000)
+        try Self.expectClean(url)
+    }
+
+    @Test func rollbackRacingItsBetFromTwoInstancesNeverTakesMoney() async throws {
+        let url = try TestDatabase.url()
+        let first = try Self.makeStore(url)
+        let second = try Self.makeStore(url)
+        defer {
+            first.shutdown()
+            second.shutdown()
+        }
+        try await Self.seed(first, wallets: ["p"], funds: 10_000)
+        for index in 0..<50 {
+            async let bet: Result<OperationResult, LedgerError> = {
+                do throws(LedgerError) {
+                    return .success(try await first.execute(try Self.debit("bet-\(index)", "p", 10), deadline: nil))
+                } catch {
+                    return .failure(error)
+                }
+            }()
+            async let cancel = second.execute(
+                .rollback(try Rollback(transactionID: "cancel-\(index)", targetTransactionID: "bet-\(index)", metadata: [:])), deadline: nil)
+            let (betResult, cancelResult) = await (bet, try cancel)
+            switch betResult {
+            case .success(let debit):
+                // The bet came first: the rollback must have found and undone it.
+                #expect(cancelResult.targetFound)
+                let stored = try await first.transaction(id: debit.transaction.id)
+                #expect(stored.status == .rolledBack)
+            case .failure(let error):
+                #expect(error.reason == "ALREADY_ROLLED_BACK")
+                #expect(!cancelResult.targetFound)
+            }
+        }
+        let balance = try await first.balances(walletID: "p", asset: "USD")
+        #expect(balance[0].posted == 10_000)
+        try Self.expectClean(url)
+    }
+
+    @Test func holdExpiresExactlyOnceAcrossInstances() async throws {
+        let url = try TestDatabase.url()
+        let first = try Self.makeStore(url)
+        let second = try Self.makeStore(url)
+        defer {
+            first.shutdown()
+            second.shutdown()
+        }
+        try await Self.seed(first, wallets: ["p"], funds: 1_000)
+        _ = try await first.execute(
+            .authorize(try Authorize(transactionID: "h-1", walletID: "p", asset: "USD", amount: 600, funding: [], metadata: [:], expiresInMilliseconds: 200)),
+            deadline: nil)
+        try await Task.sleep(for: .milliseconds(300))
+        // Expired, not yet swept: it no longer counts.
+        #expect(try await first.balances(walletID: "p", asset: "USD")[0].available == 1_000)
+        #expect(try await first.expiredHolds(limit: 10) == ["h-1"])
+        async let a = try? first.execute(.expire(holdID: "h-1"), deadline: nil)
+        async let b = try? second.execute(.expire(holdID: "h-1"), deadline: nil)
+        let results = await [a, b].compactMap { $0 }
+        #expect(!results.isEmpty)
+        #expect(Set(results.map(\.transaction.id)).count == 1)
+        #expect(try await first.transaction(id: "h-1").status == .expired)
+        #expect(try await first.expiredHolds(limit: 10).isEmpty)
+        let history = try await first.history(walletID: "p", limit: 10, before: nil)
+        #expect(history.transactions.filter { $0.kind == .expire }.count == 1)
+        try Self.expectClean(url)
+    }
+
+    @Test func historyPagesNewestFirst() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url)
+        defer { store.shutdown() }
+        try await Self.seed(store, wallets: ["p"], funds: 0)
+        for index in 0..<25 {
+            _ = try await store.execute(
+                .credit(try Credit(transactionID: "c-\(index)", walletID: "p", asset: "USD", amount: 1, bucket: "", metadata: [:])), deadline: nil)
+        }
+        var seen: [String] = []
+        var cursor: Int64? = nil
+        repeat {
+            let page = try await store.history(walletID: "p", limit: 10, before: cursor)
+            seen += page.transactions.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(seen == (0..<25).reversed().map { "c-\($0)" })
+    }
+
+    @Test func verifyReportsTamperingAndEntriesAreAppendOnly() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url)
+        try await Self.seed(store, wallets: ["p"], funds: 1_000)
+        store.shutdown()
+        try Self.expectClean(url)
+        let connection = try PostgresConnection(url: url)
+        #expect(throws: PostgresError.self) {
+            _ = try connection.execute("UPDATE entries SET amount = amount + 1 WHERE wallet_id = 'p'")
+        }
+        _ = try connection.execute("UPDATE balances SET posted = posted + 5 WHERE wallet_id = 'p'")
+        var problems = try LedgerVerifier.verify(databaseURL: url)
+        #expect(problems.contains { $0.contains("posted differs") })
+        // Rewrite history behind the trigger's back: the chain shows it.
+        _ = try connection.executeScript(
+            """
+            ALTER TABLE entries DISABLE TRIGGER entries_append_only;
+            UPDATE entries SET amount = amount + 5 WHERE wallet_id = 'p';
+            UPDATE entries SET amount = amount - 5 WHERE wallet_id LIKE 'sys:house:%' AND transaction_id = 'fund-p';
+            ALTER TABLE entries ENABLE TRIGGER entries_append_only;
+            """)
+        problems = try LedgerVerifier.verify(databaseURL: url)
+        #expect(problems.contains { $0.contains("hash chain breaks") })
+    }
+}
