@@ -39,13 +39,15 @@ public enum Ledger {
     /// Wallets and transactions a command needs. Commands that act on an
     /// earlier transaction only know their wallets once that transaction is
     /// loaded: a store calls this again after loading and locks the union.
-    public static func footprint(of command: Command, known: [String: TransactionRecord]) -> Footprint {
+    public static func footprint(of command: Command, known: [String: TransactionRecord], houseSlot: Int? = nil)
+        -> Footprint
+    {
         var footprint = Footprint(transactionIDs: [command.transactionID])
         func addWallet(_ id: String, asset: String) {
             guard !id.isEmpty else { return }
             footprint.walletIDs.insert(id)
             if !Reserved.isReserved(id) {
-                footprint.walletIDs.insert(Reserved.houseWalletID(asset: asset, forWallet: id))
+                footprint.walletIDs.insert(Reserved.houseWalletID(asset: asset, forWallet: id, slot: houseSlot))
             }
         }
         func addTarget(_ id: String) {
@@ -119,24 +121,26 @@ private struct Context {
     // MARK: Idempotency
 
     /// Answers a transaction_id that already has an outcome: the same request
-    /// gets that outcome again; another request is a mismatch.
-    /// `subject` is the wallet and asset the request names, for the balance
-    /// a refusal of a tombstoned id carries.
-    func replay(_ id: String, kind: TransactionKind, request: RequestFingerprint, subject: (wallet: String, asset: String)? = nil)
-        throws(LedgerError) -> OperationResult?
-    {
+    /// gets that outcome again; another request is a mismatch. `base` is the
+    /// new request as a record (id, kind, wallet, asset, amount, request).
+    mutating func replay(_ base: TransactionRecord) throws(LedgerError) -> OperationResult? {
+        let id = base.id
         guard let existing = state.transactions[id] else { return nil }
         if existing.kind == .tombstone {
-            var metadata: [String: String] = [:]
-            if let subject, state.wallets[subject.wallet] != nil {
-                metadata = state.balance(walletID: subject.wallet, asset: subject.asset, now: now).errorMetadata
-            }
+            // The id was rolled back before it arrived: the late request is
+            // refused, and the refusal becomes the id's pinned outcome.
+            var rejected = base
+            rejected.status = .rejected
+            rejected.reason = RejectionReason.alreadyRolledBack.rawValue
+            rejected.targetID = existing.targetID
+            state.replace(rejected)
             throw LedgerError(
                 .failedPrecondition, RejectionReason.alreadyRolledBack.rawValue,
-                "transaction \(id) was rolled back before it arrived", metadata: metadata)
+                "transaction \(id) was rolled back (by \(existing.targetID)) before it arrived",
+                metadata: balanceMetadata(of: rejected))
         }
-        var differing = existing.request.differingFields(from: request)
-        if existing.kind != kind { differing.insert("rpc", at: 0) }
+        var differing = existing.request.differingFields(from: base.request)
+        if existing.kind != base.kind { differing.insert("rpc", at: 0) }
         guard differing.isEmpty else {
             throw LedgerError(
                 .alreadyExists, "IDEMPOTENCY_MISMATCH",
@@ -184,7 +188,7 @@ private struct Context {
     }
 
     func houseWallet(asset: String, forWallet walletID: String) throws(LedgerError) -> String {
-        let id = Reserved.houseWalletID(asset: asset, forWallet: walletID)
+        let id = Reserved.houseWalletID(asset: asset, forWallet: walletID, slot: state.houseSlot)
         guard state.wallets[id] != nil else {
             throw .internalError("house wallet for \(asset) is not loaded")
         }
@@ -284,7 +288,8 @@ private struct Context {
 
     mutating func credit(_ c: Credit) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .credit, request: request, subject: (c.walletID, c.asset)) { return replayed }
+        if let replayed = try replay(
+            TransactionRecord(id: c.transactionID, kind: .credit, status: .posted, walletID: c.walletID, asset: c.asset, amount: c.amount, createdAt: now, metadata: c.metadata, request: request)) { return replayed }
         _ = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         let house = try houseWallet(asset: c.asset, forWallet: c.walletID)
@@ -304,7 +309,8 @@ private struct Context {
 
     mutating func debit(_ c: Debit) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .debit, request: request, subject: (c.walletID, c.asset)) { return replayed }
+        if let replayed = try replay(
+            TransactionRecord(id: c.transactionID, kind: .debit, status: .posted, walletID: c.walletID, asset: c.asset, amount: c.amount, createdAt: now, metadata: c.metadata, request: request)) { return replayed }
         let wallet = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         let house = try houseWallet(asset: c.asset, forWallet: c.walletID)
@@ -325,7 +331,8 @@ private struct Context {
 
     mutating func authorize(_ c: Authorize) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .authorize, request: request, subject: (c.walletID, c.asset)) { return replayed }
+        if let replayed = try replay(
+            TransactionRecord(id: c.transactionID, kind: .authorize, status: .pending, walletID: c.walletID, asset: c.asset, amount: c.amount, createdAt: now, metadata: c.metadata, request: request)) { return replayed }
         let wallet = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         var record = TransactionRecord(
@@ -341,7 +348,8 @@ private struct Context {
 
     mutating func settle(_ c: Settle) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .settle, request: request) { return replayed }
+        if let replayed = try replay(
+            TransactionRecord(id: c.transactionID, kind: .settle, status: .posted, walletID: "", asset: "", amount: c.captureAmount, createdAt: now, metadata: c.metadata, targetID: c.authorizationID, request: request)) { return replayed }
         guard let hold = state.transactions[c.authorizationID], hold.kind == .authorize else {
             throw LedgerError.transactionNotFound(c.authorizationID)
         }
@@ -393,7 +401,8 @@ private struct Context {
 
     mutating func rollback(_ c: Rollback) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .rollback, request: request) { return replayed }
+        if let replayed = try replay(
+            TransactionRecord(id: c.transactionID, kind: .rollback, status: .posted, walletID: "", asset: "", amount: 0, createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, request: request)) { return replayed }
         var record = TransactionRecord(
             id: c.transactionID, kind: .rollback, status: .posted, walletID: "", asset: "", amount: 0,
             createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, request: request)
@@ -443,7 +452,8 @@ private struct Context {
 
     mutating func reverse(_ c: Reverse) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .reverse, request: request) { return replayed }
+        if let replayed = try replay(
+            TransactionRecord(id: c.transactionID, kind: .reverse, status: .posted, walletID: "", asset: "", amount: 0, createdAt: now, metadata: c.metadata, targetID: c.originalTransactionID, request: request)) { return replayed }
         guard let original = state.transactions[c.originalTransactionID], original.kind != .tombstone else {
             throw LedgerError.transactionNotFound(c.originalTransactionID)
         }
@@ -472,7 +482,8 @@ private struct Context {
 
     mutating func transfer(_ c: Transfer) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
-        if let replayed = try replay(c.transactionID, kind: .transfer, request: request, subject: (c.fromWalletID, c.asset)) { return replayed }
+        if let replayed = try replay(
+            TransactionRecord(id: c.transactionID, kind: .transfer, status: .posted, walletID: c.fromWalletID, asset: c.asset, amount: c.amount, createdAt: now, metadata: c.metadata, counterpartyWalletID: c.toWalletID, request: request)) { return replayed }
         let payer = try requireWallet(c.fromWalletID)
         _ = try requireWallet(c.toWalletID)
         try requireAsset(c.asset)

@@ -15,6 +15,8 @@ public struct LedgerState: Sendable {
     }
 
     public var assets: [String: Asset] = [:]
+    /// The house slot this state's writer uses; nil = each wallet's own slot.
+    public var houseSlot: Int?
     public private(set) var wallets: [String: WalletRecord] = [:]
     /// Posted balance per bucket, per (wallet, asset). A missing bucket is 0.
     public private(set) var postings: [WalletAsset: [String: Int64]] = [:]
@@ -24,7 +26,10 @@ public struct LedgerState: Sendable {
 
     // What changed since the last `resetChanges()`, for the store to write.
     public private(set) var insertedTransactionIDs: [String] = []
+    /// Existing transactions whose status changed, or (tombstones) whose
+    /// whole row was replaced by a pinned rejection.
     public private(set) var updatedTransactionIDs: Set<String> = []
+    public private(set) var replacedTransactionIDs: Set<String> = []
     public private(set) var touchedBalances: Set<BalanceKey> = []
     public private(set) var touchedWalletIDs: Set<String> = []
 
@@ -50,6 +55,7 @@ public struct LedgerState: Sendable {
     public mutating func resetChanges() {
         insertedTransactionIDs.removeAll(keepingCapacity: true)
         updatedTransactionIDs.removeAll(keepingCapacity: true)
+        replacedTransactionIDs.removeAll(keepingCapacity: true)
         touchedBalances.removeAll(keepingCapacity: true)
         touchedWalletIDs.removeAll(keepingCapacity: true)
     }
@@ -123,6 +129,17 @@ public struct LedgerState: Sendable {
         }
         if !insertedTransactionIDs.contains(transactionID) {
             updatedTransactionIDs.insert(transactionID)
+        }
+    }
+
+    /// Replaces a stored row whole (a tombstone becoming the pinned rejection
+    /// of the late bet that carries its id).
+    mutating func replace(_ record: TransactionRecord) {
+        precondition(transactions[record.id] != nil, "replacing unknown transaction \(record.id)")
+        transactions[record.id] = record
+        if !insertedTransactionIDs.contains(record.id) {
+            updatedTransactionIDs.insert(record.id)
+            replacedTransactionIDs.insert(record.id)
         }
     }
 

@@ -24,8 +24,12 @@ public enum Limits {
 public enum Reserved {
     public static let prefix = "sys:"
 
-    public static func houseWalletID(asset: String, forWallet walletID: String) -> String {
-        houseWalletID(asset: asset, slot: houseSlot(forWallet: walletID))
+    /// The house wallet that takes the other side of `walletID`'s entries:
+    /// the given slot, or by default the wallet's own stable slot. A store
+    /// may pin the slot per writer (its worker) so that writers never share
+    /// a house row; any slot is correct, the house is the sum of its slots.
+    public static func houseWalletID(asset: String, forWallet walletID: String, slot: Int? = nil) -> String {
+        houseWalletID(asset: asset, slot: slot ?? houseSlot(forWallet: walletID))
     }
 
     public static func houseWalletID(asset: String, slot: Int) -> String {

@@ -241,21 +241,19 @@ public struct RequestFingerprint: Sendable, Equatable {
         return out
     }
 
-    /// A map as one canonical value: sorted `key=value` joined by `;`, each escaped.
+    /// A map as one canonical value: sorted `key=value` joined by `;`, with
+    /// `\`, `=` and `;` escaped in keys and values, so that two different maps
+    /// never share a value.
     public static func mapValue(_ map: [String: String]) -> String {
-        map.keys.sorted().map { key in
-            "\(key.replacingAll(";", with: "\\;"))=\(map[key]!.replacingAll(";", with: "\\;"))"
-        }.joined(separator: ";")
-    }
-}
-
-extension String {
-    func replacingAll(_ target: Character, with replacement: String) -> String {
-        var out = ""
-        for character in self {
-            if character == target { out += replacement } else { out.append(character) }
+        func escaped(_ text: String) -> String {
+            var out = ""
+            for character in text {
+                if character == "\\" || character == "=" || character == ";" { out.append("\\") }
+                out.append(character)
+            }
+            return out
         }
-        return out
+        return map.keys.sorted().map { "\(escaped($0))=\(escaped(map[$0]!))" }.joined(separator: ";")
     }
 }
 

@@ -245,7 +245,7 @@ extension LocalPostgres {
             if let environment = ProcessInfo.processInfo.environment["WALLET_PG_BINDIR"] {
                 candidates.append(environment)
             }
-            if let fromPgConfig = try? runCapturing("/usr/bin/env", ["pg_config", "--bindir"], in: "/"),
+            if let fromPgConfig = try? Subprocess.run("/usr/bin/env", ["pg_config", "--bindir"], in: "/"),
                 fromPgConfig.status == 0
             {
                 candidates.append(fromPgConfig.output.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -261,7 +261,7 @@ extension LocalPostgres {
 
         func status(_ layout: Layout) throws -> Status {
             let command = commandLine(pgCtl, ["status", "--pgdata=\(layout.cluster)"])
-            let result = try runCapturing(command.executable, command.arguments, in: layout.root)
+            let result = try Subprocess.run(command.executable, command.arguments, in: layout.root)
             // pg_ctl status: 0 running, 3 not running, 4 no usable data directory.
             switch result.status {
             case 0: return .running
@@ -274,7 +274,7 @@ extension LocalPostgres {
         /// and pg_ctl refuse to run as root).
         func run(_ tool: String, _ arguments: [String], in directory: String) throws {
             let command = commandLine(tool, arguments)
-            let result = try runCapturing(command.executable, command.arguments, in: directory)
+            let result = try Subprocess.run(command.executable, command.arguments, in: directory)
             guard result.status == 0 else {
                 let name = (tool as NSString).lastPathComponent
                 throw LocalPostgresError("\(name) \(arguments.first ?? "") exited \(result.status): \(result.output)")
@@ -288,30 +288,6 @@ extension LocalPostgres {
             } ?? "/usr/sbin/runuser"
             return (runuser, ["-u", LocalPostgres.superuser, "--", tool] + arguments)
         }
-    }
-
-    /// Runs a program to completion, stdout and stderr merged.
-    static func runCapturing(
-        _ executable: String,
-        _ arguments: [String],
-        in directory: String
-    ) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        // The postgres user may not be able to read our working directory.
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // pg_ctl start sends the server's output to the log file, so the pipe
-        // reaches end-of-file when the tool itself exits.
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return (process.terminationStatus, text)
     }
 }
 

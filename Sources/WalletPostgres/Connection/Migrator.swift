@@ -14,16 +14,21 @@ package struct Migration: Sendable {
 }
 
 /// Why the migrator refused to touch the database.
-package enum MigrationError: Error, CustomStringConvertible, Equatable {
+package enum MigrationError: Error, CustomStringConvertible {
     /// The database was migrated by newer code (or code with migrations this
     /// build does not have); running against it could corrupt data.
     case unknownAppliedVersions([Int], knownMax: Int)
+    /// A migration's SQL failed; its transaction was rolled back, and the
+    /// migrations before it stay applied.
+    case migrationFailed(version: Int, name: String, underlying: PostgresError)
 
     package var description: String {
         switch self {
         case .unknownAppliedVersions(let versions, let knownMax):
             "database has schema migrations \(versions) that this build does not know "
                 + "(it knows up to \(knownMax)); refusing to run against a newer schema"
+        case .migrationFailed(let version, let name, let underlying):
+            "migration \(version) (\(name)) failed: \(underlying)"
         }
     }
 }
@@ -76,12 +81,17 @@ package enum Migrator {
 
         var newlyApplied: [Int] = []
         for migration in ordered where !applied.contains(migration.version) {
-            try connection.transaction {
-                try connection.executeScript(migration.sql)
-                try connection.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
-                    [String(migration.version), migration.name]
-                )
+            do {
+                try connection.transaction {
+                    try connection.executeScript(migration.sql)
+                    try connection.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
+                        [String(migration.version), migration.name]
+                    )
+                }
+            } catch let error as PostgresError where !error.isConnectionFailure {
+                // Connection failures stay PostgresErrors so callers can retry them.
+                throw MigrationError.migrationFailed(version: migration.version, name: migration.name, underlying: error)
             }
             newlyApplied.append(migration.version)
         }

@@ -225,8 +225,10 @@ package final class PostgresConnection {
         }
         var text = message ?? "unknown error"
         while text.last?.isWhitespace == true { text.removeLast() }
+        let kind: PostgresError.Kind =
+            if sqlState != nil { .server } else if connectionBroken { .connection } else { .unexpectedResult }
         return PostgresError(
-            kind: connectionBroken && sqlState == nil ? .connection : .server,
+            kind: kind,
             sqlState: sqlState,
             message: text,
             detail: field(DiagnosticField.messageDetail),

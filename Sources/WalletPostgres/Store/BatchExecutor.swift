@@ -16,10 +16,14 @@ enum BatchFailure: Error {
 /// write what changed, commit. Runs on a store worker's thread.
 struct BatchExecutor {
     let connection: PostgresConnection
+    /// The house slot this executor's batches post to: one per worker, so
+    /// workers never wait on each other for a house row.
+    let houseSlot: Int?
     private var assets: [String: Asset] = [:]
 
-    init(connection: PostgresConnection) {
+    init(connection: PostgresConnection, houseSlot: Int? = nil) {
         self.connection = connection
+        self.houseSlot = houseSlot
     }
 
     /// Results for a prefix of `commands`: all of them unless a command needs
@@ -62,12 +66,12 @@ struct BatchExecutor {
     {
         var transactionIDs = Set<String>()
         for command in commands {
-            transactionIDs.formUnion(Ledger.footprint(of: command, known: [:]).transactionIDs)
+            transactionIDs.formUnion(Ledger.footprint(of: command, known: [:], houseSlot: houseSlot).transactionIDs)
         }
         var known = try loadTransactions(transactionIDs)
         var lockSet = lockHint
         for command in commands {
-            lockSet.formUnion(Ledger.footprint(of: command, known: known).walletIDs)
+            lockSet.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
         }
         let wallets = try lockWallets(lockSet)
         if !known.isEmpty {
@@ -76,12 +80,13 @@ struct BatchExecutor {
             known = try loadTransactions(transactionIDs)
             var needed = lockSet
             for command in commands {
-                needed.formUnion(Ledger.footprint(of: command, known: known).walletIDs)
+                needed.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
             }
             if !needed.isSubset(of: lockSet) { throw BatchFailure.retry(lockWallets: needed) }
         }
 
         var state = LedgerState()
+        state.houseSlot = houseSlot
         try loadAssets(for: commands, known: known)
         state.assets = assets
         for wallet in wallets { state.load(wallet: wallet) }
@@ -91,7 +96,7 @@ struct BatchExecutor {
         var results: [Result<OperationResult, LedgerError>] = []
         results.reserveCapacity(commands.count)
         for command in commands {
-            let footprint = Ledger.footprint(of: command, known: state.transactions)
+            let footprint = Ledger.footprint(of: command, known: state.transactions, houseSlot: houseSlot)
             if !footprint.walletIDs.isSubset(of: lockSet) { break }
             results.append(Ledger.apply(command, to: &state, now: now))
         }
@@ -176,16 +181,22 @@ struct BatchExecutor {
 
     func persist(_ state: LedgerState) throws {
         let inserted = state.insertedTransactionIDs.compactMap { state.transactions[$0] }
-        if !inserted.isEmpty {
-            let result = try connection.executePrepared("insert_transactions", transactionColumns(inserted))
-            if result.rowsAffected != inserted.count {
-                // Another instance wrote one of these ids first.
-                throw BatchFailure.retry(lockWallets: [])
+        let replaced = state.replacedTransactionIDs.sorted().compactMap { state.transactions[$0] }
+        if !replaced.isEmpty {
+            _ = try connection.executePrepared("replace_transactions", transactionColumns(replaced))
+        }
+        if !inserted.isEmpty || !replaced.isEmpty {
+            if !inserted.isEmpty {
+                let result = try connection.executePrepared("insert_transactions", transactionColumns(inserted))
+                if result.rowsAffected != inserted.count {
+                    // Another instance wrote one of these ids first.
+                    throw BatchFailure.retry(lockWallets: [])
+                }
             }
             var entryColumns: [[String?]] = Array(repeating: [], count: 8)
             var historyWallets: [String?] = []
             var historyTransactions: [String?] = []
-            for record in inserted {
+            for record in inserted + replaced {
                 for (index, entry) in record.entries.enumerated() {
                     entryColumns[0].append(entry.walletID)
                     entryColumns[1].append(String(entry.sequence))
@@ -211,8 +222,9 @@ struct BatchExecutor {
                     [PostgresText.arrayLiteral(historyWallets), PostgresText.arrayLiteral(historyTransactions)])
             }
         }
-        if !state.updatedTransactionIDs.isEmpty {
-            let ids = state.updatedTransactionIDs.sorted()
+        let statusOnly = state.updatedTransactionIDs.subtracting(state.replacedTransactionIDs)
+        if !statusOnly.isEmpty {
+            let ids = statusOnly.sorted()
             _ = try connection.executePrepared(
                 "update_statuses",
                 [
@@ -300,6 +312,21 @@ enum Statements {
                 AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
                      expires_at, reason, counterparty, target_found, request, request_hash)
             ON CONFLICT (transaction_id) DO NOTHING
+            """)
+        connection.prepare(
+            "replace_transactions",
+            """
+            UPDATE transactions t SET kind = u.kind, status = u.status, wallet_id = u.wallet_id, asset = u.asset,
+                amount = u.amount, created_at = u.created_at, metadata = u.metadata::jsonb, target_id = u.target_id,
+                funding = u.funding, expires_at = u.expires_at, reason = u.reason,
+                counterparty_wallet_id = u.counterparty, target_found = u.target_found, request = u.request,
+                request_hash = decode(u.request_hash, 'hex')
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
+                $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::boolean[],
+                $15::text[], $16::text[])
+                AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
+                     expires_at, reason, counterparty, target_found, request, request_hash)
+            WHERE t.transaction_id = u.id
             """)
         connection.prepare(
             "insert_entries",

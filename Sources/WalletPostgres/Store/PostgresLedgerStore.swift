@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import WalletDomain
 
 /// How writes reach the database.
@@ -55,10 +56,12 @@ public final class PostgresLedgerStore: LedgerStore {
         self.pageTokens = PageTokenCodec(secret: try Self.pageTokenSecret(setup))
         setup.close()
         let settings = StoreWorker.Settings(
-            databaseURL: configuration.databaseURL,
+            databaseURL: configuration.databaseURL, houseSlot: nil,
             batchSizeMax: configuration.writeMode == .lanes ? configuration.batchSizeMax : 1,
             queueDepthMax: configuration.queueDepthMax, log: configuration.log)
-        workers = (0..<max(1, configuration.poolSize)).map { StoreWorker(name: "wallet-db-\($0)", settings: settings) }
+        workers = (0..<max(1, configuration.poolSize)).map {
+            StoreWorker(name: "wallet-db-\($0)", settings: settings, houseSlot: $0 % Limits.houseSlotCount)
+        }
         for worker in workers { worker.start() }
     }
 
@@ -91,7 +94,28 @@ public final class PostgresLedgerStore: LedgerStore {
 
     /// A wallet's commands always go to the same worker: that is its lane.
     private func worker(for key: String) -> StoreWorker {
-        workers[Reserved.houseSlot(forWallet: key) &* 7919 % workers.count]
+        workers[Int(Self.stableHash(key) % UInt64(workers.count))]
+    }
+
+    private static func stableHash(_ key: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return hash
+    }
+
+    private let roundRobin = Atomic<Int>(0)
+
+    /// Lanes: the wallet's worker. Per-request: any worker, as a pool of
+    /// connections would (the baseline: the row lock alone serializes).
+    private func writer(for command: Command) -> StoreWorker {
+        if configuration.writeMode == .perRequest {
+            let next = roundRobin.add(1, ordering: .relaxed).newValue
+            return workers[next % workers.count]
+        }
+        return worker(for: routingKey(command))
     }
 
     private func routingKey(_ command: Command) -> String {
@@ -110,7 +134,7 @@ public final class PostgresLedgerStore: LedgerStore {
     public func execute(_ command: Command, deadline: ContinuousClock.Instant?) async throws(LedgerError)
         -> OperationResult
     {
-        let worker = worker(for: routingKey(command))
+        let worker = writer(for: command)
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
             worker.enqueue(PendingCommand(command: command, deadline: deadline) { continuation.resume(returning: $0) })
         }

@@ -19,6 +19,7 @@ struct PendingCommand: Sendable {
 final class StoreWorker: @unchecked Sendable {
     struct Settings: Sendable {
         var databaseURL: String
+        var houseSlot: Int?
         var batchSizeMax: Int
         var queueDepthMax: Int
         var log: @Sendable (String) -> Void
@@ -36,9 +37,11 @@ final class StoreWorker: @unchecked Sendable {
     private var connection: PostgresConnection?
     private var executor: BatchExecutor?
 
-    init(name: String, settings: Settings) {
-        self.name = name
+    init(name: String, settings: Settings, houseSlot: Int) {
+        var settings = settings
+        settings.houseSlot = houseSlot
         self.settings = settings
+        self.name = name
     }
 
     func start() {
@@ -137,7 +140,7 @@ final class StoreWorker: @unchecked Sendable {
                 let fresh = try PostgresConnection(url: settings.databaseURL)
                 Statements.prepareAll(on: fresh)
                 connection = fresh
-                executor = BatchExecutor(connection: fresh)
+                executor = BatchExecutor(connection: fresh, houseSlot: settings.houseSlot)
             }
             return connection
         } catch {
@@ -176,7 +179,7 @@ final class StoreWorker: @unchecked Sendable {
                         fail(live, .internalError("a command could not take the locks it needs"))
                         return
                     }
-                    lockHint.formUnion(Ledger.footprint(of: live[0].command, known: [:]).walletIDs)
+                    lockHint.formUnion(Ledger.footprint(of: live[0].command, known: [:], houseSlot: settings.houseSlot).walletIDs)
                 }
                 pending = live.dropFirst(results.count)
                 if !results.isEmpty {
