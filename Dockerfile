@@ -1,0 +1,20 @@
+# Build and run wallet-server on Debian 12 with Swift 6.
+# (Not built in CI: the CI machines have no Docker engine.)
+FROM swift:6.0-bookworm AS build
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      libgrpc-dev libprotobuf-c-dev libpq-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources Sources
+RUN swift build -c release --product wallet-server --static-swift-stdlib
+
+FROM debian:bookworm-slim
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      libgrpc29 libprotobuf-c1 libpq5 ca-certificates && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 wallet
+COPY --from=build /src/.build/release/wallet-server /usr/local/bin/wallet-server
+USER wallet
+EXPOSE 50051
+# DATABASE_URL must be set: the embedded Postgres is for development only.
+ENTRYPOINT ["/usr/local/bin/wallet-server"]
+CMD ["serve", "--listen", "0.0.0.0:50051"]
