@@ -29,27 +29,25 @@ struct BatchExecutor {
     /// Results for a prefix of `commands`: all of them unless a command needs
     /// a wallet that this batch did not lock (its target was written earlier
     /// in the same batch); the caller runs the rest in a new batch.
+    ///
+    /// Three round trips per batch, whatever its size (libpq pipeline mode):
+    /// BEGIN + look up the named transactions; lock the wallets + load their
+    /// balances and holds; every write + COMMIT.
     mutating func apply(_ commands: [Command], now: Timestamp, lockHint: Set<String>) throws(BatchFailure)
         -> [Result<OperationResult, LedgerError>]
     {
         do {
-            try connection.executeScript("BEGIN")
-        } catch {
-            throw .database(error)
-        }
-        do {
-            let results = try applyInTransaction(commands, now: now, lockHint: lockHint)
-            let commit = try connection.execute("COMMIT")
-            if commit.commandTag == "ROLLBACK" {
-                throw BatchFailure.database(
-                    PostgresError(kind: .server, sqlState: "25P02", message: "COMMIT rolled back"))
-            }
-            return results
+            return try applyInTransaction(commands, now: now, lockHint: lockHint)
         } catch let failure as BatchFailure {
             rollback()
             throw failure
         } catch let error as PostgresError {
             rollback()
+            // Another instance committed one of our transaction ids first:
+            // run again, and see it as a replay or a mismatch.
+            if error.isUniqueViolation, error.constraint == "transactions_pkey" {
+                throw .retry(lockWallets: [])
+            }
             throw .database(error)
         } catch {
             rollback()
@@ -58,6 +56,7 @@ struct BatchExecutor {
     }
 
     private func rollback() {
+        guard connection.isConnected, connection.isInTransaction else { return }
         _ = try? connection.executeScript("ROLLBACK")
     }
 
@@ -68,29 +67,47 @@ struct BatchExecutor {
         for command in commands {
             transactionIDs.formUnion(Ledger.footprint(of: command, known: [:], houseSlot: houseSlot).transactionIDs)
         }
-        var known = try loadTransactions(transactionIDs)
+        let idsParameter = PostgresText.arrayLiteral(transactionIDs.sorted().map { Optional($0) })
+
+        // Round trip 1.
+        let first = try connection.pipeline([
+            ("begin", []), ("load_transactions", [idsParameter]), ("load_entries", [idsParameter]),
+        ])
+        var known = Self.transactions(first[1], entries: first[2])
         var lockSet = lockHint
         for command in commands {
             lockSet.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
         }
-        let wallets = try lockWallets(lockSet)
+
+        // Round trip 2: the locks, then (under them) everything the rules read.
+        let walletsParameter = PostgresText.arrayLiteral(lockSet.sorted().map { Optional($0) })
+        var reads: [(name: String, parameters: [String?])] = [
+            ("lock_wallets", [walletsParameter]), ("load_balances", [walletsParameter]),
+            ("load_open_holds", [walletsParameter]),
+        ]
         if !known.isEmpty {
-            // Read again under the locks: a target's status may have changed
-            // between the first read and the lock.
-            known = try loadTransactions(transactionIDs)
+            // A target's status may have changed between the first read and the lock.
+            reads += [("load_transactions", [idsParameter]), ("load_entries", [idsParameter])]
+        }
+        let needsAssets = !assetsCached(for: commands, known: known)
+        if needsAssets { reads.append(("load_assets", [])) }
+        let second = try connection.pipeline(reads)
+        if !known.isEmpty {
+            known = Self.transactions(second[3], entries: second[4])
             var needed = lockSet
             for command in commands {
                 needed.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
             }
             if !needed.isSubset(of: lockSet) { throw BatchFailure.retry(lockWallets: needed) }
         }
+        if needsAssets, let rows = second.last { cacheAssets(rows) }
 
         var state = LedgerState()
         state.houseSlot = houseSlot
-        try loadAssets(for: commands, known: known)
         state.assets = assets
-        for wallet in wallets { state.load(wallet: wallet) }
-        try loadBalancesAndHolds(of: wallets.map(\.id), into: &state)
+        for row in 0..<second[0].rowCount { state.load(wallet: RowCoding.wallet(second[0], row: row)) }
+        Self.loadBalances(second[1], into: &state)
+        for row in 0..<second[2].rowCount { state.load(transaction: RowCoding.transaction(second[2], row: row)) }
         for record in known.values { state.load(transaction: record) }
 
         var results: [Result<OperationResult, LedgerError>] = []
@@ -100,26 +117,62 @@ struct BatchExecutor {
             if !footprint.walletIDs.isSubset(of: lockSet) { break }
             results.append(Ledger.apply(command, to: &state, now: now))
         }
-        try persist(state)
+
+        // Round trip 3.
+        _ = try connection.pipeline(writes(state) + [("commit", [])])
         return results
     }
 
     // MARK: Loading
 
+    /// One lookup outside a batch (GetTransaction, history pages).
     func loadTransactions(_ ids: Set<String>) throws -> [String: TransactionRecord] {
         guard !ids.isEmpty else { return [:] }
         let parameter = PostgresText.arrayLiteral(ids.sorted().map { Optional($0) })
-        let rows = try connection.executePrepared(
-            "load_transactions",
-            [parameter])
+        let results = try connection.pipeline([("load_transactions", [parameter]), ("load_entries", [parameter])])
+        return Self.transactions(results[0], entries: results[1])
+    }
+
+    func assetsCached(for commands: [Command], known: [String: TransactionRecord]) -> Bool {
+        for command in commands {
+            let code: String
+            switch command {
+            case .credit(let c): code = c.asset
+            case .debit(let c): code = c.asset
+            case .authorize(let c): code = c.asset
+            case .transfer(let c): code = c.asset
+            case .settle, .rollback, .reverse, .expire: continue
+            }
+            if assets[code] == nil { return false }
+        }
+        return known.values.allSatisfy { $0.asset.isEmpty || assets[$0.asset] != nil }
+    }
+
+    /// Assets never change once defined, so the cache only grows.
+    mutating func cacheAssets(_ rows: PostgresResult) {
+        for row in 0..<rows.rowCount {
+            guard let code = rows.string(row: row, column: "code") else { continue }
+            assets[code] = Asset(code: code, decimalPlaces: UInt32(rows.int64(row: row, column: "decimal_places") ?? 0))
+        }
+    }
+
+    static func loadBalances(_ rows: PostgresResult, into state: inout LedgerState) {
+        for row in 0..<rows.rowCount {
+            state.load(
+                posted: rows.int64(row: row, column: "posted") ?? 0,
+                for: BalanceKey(
+                    walletID: rows.string(row: row, column: "wallet_id") ?? "",
+                    asset: rows.string(row: row, column: "asset") ?? "",
+                    bucket: rows.string(row: row, column: "bucket") ?? ""))
+        }
+    }
+
+    static func transactions(_ rows: PostgresResult, entries: PostgresResult) -> [String: TransactionRecord] {
         var records: [String: TransactionRecord] = [:]
         for row in 0..<rows.rowCount {
             let record = RowCoding.transaction(rows, row: row)
             records[record.id] = record
         }
-        guard !records.isEmpty else { return records }
-        let entries = try connection.executePrepared(
-            "load_entries", [PostgresText.arrayLiteral(records.keys.sorted().map { Optional($0) })])
         var byTransaction: [String: [(Int, Entry)]] = [:]
         for row in 0..<entries.rowCount {
             let (transactionID, index, entry) = RowCoding.entry(entries, row: row)
@@ -131,67 +184,21 @@ struct BatchExecutor {
         return records
     }
 
-    func lockWallets(_ ids: Set<String>) throws -> [WalletRecord] {
-        guard !ids.isEmpty else { return [] }
-        let rows = try connection.executePrepared(
-            "lock_wallets", [PostgresText.arrayLiteral(ids.sorted().map { Optional($0) })])
-        return (0..<rows.rowCount).map { RowCoding.wallet(rows, row: $0) }
-    }
-
-    mutating func loadAssets(for commands: [Command], known: [String: TransactionRecord]) throws {
-        var needed = Set<String>()
-        for command in commands {
-            switch command {
-            case .credit(let c): needed.insert(c.asset)
-            case .debit(let c): needed.insert(c.asset)
-            case .authorize(let c): needed.insert(c.asset)
-            case .transfer(let c): needed.insert(c.asset)
-            case .settle, .rollback, .reverse, .expire: break
-            }
-        }
-        for record in known.values where !record.asset.isEmpty { needed.insert(record.asset) }
-        guard !needed.isSubset(of: Set(assets.keys)) else { return }
-        // Assets never change once defined, so the cache only grows.
-        let rows = try connection.executePrepared("load_assets", [])
-        for row in 0..<rows.rowCount {
-            guard let code = rows.string(row: row, column: "code") else { continue }
-            assets[code] = Asset(code: code, decimalPlaces: UInt32(rows.int64(row: row, column: "decimal_places") ?? 0))
-        }
-    }
-
-    func loadBalancesAndHolds(of walletIDs: [String], into state: inout LedgerState) throws {
-        guard !walletIDs.isEmpty else { return }
-        let parameter = PostgresText.arrayLiteral(walletIDs.map { Optional($0) })
-        let balances = try connection.executePrepared("load_balances", [parameter])
-        for row in 0..<balances.rowCount {
-            state.load(
-                posted: balances.int64(row: row, column: "posted") ?? 0,
-                for: BalanceKey(
-                    walletID: balances.string(row: row, column: "wallet_id") ?? "",
-                    asset: balances.string(row: row, column: "asset") ?? "",
-                    bucket: balances.string(row: row, column: "bucket") ?? ""))
-        }
-        let holds = try connection.executePrepared("load_open_holds", [parameter])
-        for row in 0..<holds.rowCount {
-            state.load(transaction: RowCoding.transaction(holds, row: row))
-        }
-    }
-
     // MARK: Writing
 
-    func persist(_ state: LedgerState) throws {
+    /// Every statement that records what the batch changed, in one list.
+    func writes(_ state: LedgerState) -> [(name: String, parameters: [String?])] {
+        var statements: [(name: String, parameters: [String?])] = []
         let inserted = state.insertedTransactionIDs.compactMap { state.transactions[$0] }
         let replaced = state.replacedTransactionIDs.sorted().compactMap { state.transactions[$0] }
         if !replaced.isEmpty {
-            _ = try connection.executePrepared("replace_transactions", transactionColumns(replaced))
+            statements.append(("replace_transactions", transactionColumns(replaced)))
         }
         if !inserted.isEmpty || !replaced.isEmpty {
             if !inserted.isEmpty {
-                let result = try connection.executePrepared("insert_transactions", transactionColumns(inserted))
-                if result.rowsAffected != inserted.count {
-                    // Another instance wrote one of these ids first.
-                    throw BatchFailure.retry(lockWallets: [])
-                }
+                // No ON CONFLICT: an id another instance wrote first fails the
+                // whole pipeline, before COMMIT (see `apply`).
+                statements.append(("insert_transactions", transactionColumns(inserted)))
             }
             var entryColumns: [[String?]] = Array(repeating: [], count: 8)
             var historyWallets: [String?] = []
@@ -214,45 +221,45 @@ struct BatchExecutor {
                 }
             }
             if !entryColumns[0].isEmpty {
-                _ = try connection.executePrepared("insert_entries", entryColumns.map { PostgresText.arrayLiteral($0) })
+                statements.append(("insert_entries", entryColumns.map { PostgresText.arrayLiteral($0) }))
             }
             if !historyWallets.isEmpty {
-                _ = try connection.executePrepared(
-                    "insert_history",
-                    [PostgresText.arrayLiteral(historyWallets), PostgresText.arrayLiteral(historyTransactions)])
+                statements.append(
+                    ("insert_history", [PostgresText.arrayLiteral(historyWallets), PostgresText.arrayLiteral(historyTransactions)]))
             }
         }
         let statusOnly = state.updatedTransactionIDs.subtracting(state.replacedTransactionIDs)
         if !statusOnly.isEmpty {
             let ids = statusOnly.sorted()
-            _ = try connection.executePrepared(
+            statements.append((
                 "update_statuses",
                 [
                     PostgresText.arrayLiteral(ids.map { Optional($0) }),
                     PostgresText.arrayLiteral(ids.map { state.transactions[$0]?.status.rawValue }),
-                ])
+                ]))
         }
         if !state.touchedBalances.isEmpty {
             let keys = Array(state.touchedBalances)
-            _ = try connection.executePrepared(
+            statements.append((
                 "upsert_balances",
                 [
                     PostgresText.arrayLiteral(keys.map { Optional($0.walletID) }),
                     PostgresText.arrayLiteral(keys.map { Optional($0.asset) }),
                     PostgresText.arrayLiteral(keys.map { Optional($0.bucket) }),
                     PostgresText.arrayLiteral(keys.map { state.posted($0) }),
-                ])
+                ]))
         }
         if !state.touchedWalletIDs.isEmpty {
             let wallets = state.touchedWalletIDs.sorted().compactMap { state.wallets[$0] }
-            _ = try connection.executePrepared(
+            statements.append((
                 "update_chain_heads",
                 [
                     PostgresText.arrayLiteral(wallets.map { Optional($0.id) }),
                     PostgresText.arrayLiteral(wallets.map { Int64($0.lastSequence) }),
                     PostgresText.arrayLiteral(wallets.map { Optional(hexString($0.lastHash)) }),
-                ])
+                ]))
         }
+            return statements
     }
 
     private func transactionColumns(_ records: [TransactionRecord]) -> [String?] {
@@ -275,6 +282,8 @@ struct BatchExecutor {
 /// The statements a worker prepares on each connection.
 enum Statements {
     static func prepareAll(on connection: PostgresConnection) {
+        connection.prepare("begin", "BEGIN")
+        connection.prepare("commit", "COMMIT")
         connection.prepare(
             "load_transactions",
             "SELECT \(RowCoding.transactionColumns) FROM transactions WHERE transaction_id = ANY($1::text[])")
@@ -311,7 +320,6 @@ enum Statements {
                 $15::text[], $16::text[])
                 AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
                      expires_at, reason, counterparty, target_found, request, request_hash)
-            ON CONFLICT (transaction_id) DO NOTHING
             """)
         connection.prepare(
             "replace_transactions",
