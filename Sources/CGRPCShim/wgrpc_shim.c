@@ -768,3 +768,438 @@ void wgrpc_server_shutdown(wgrpc_server *server, int64_t drain_timeout_ms) {
   WGRPC_ASSERT(server->calls_unanswered == 0, "unanswered call count broken");
   server_free(server);
 }
+
+// ---------------------------------------------------------------------------
+// Client
+//
+// A client call is one batch with all six unary ops and one tag (the call
+// itself: a client queue carries nothing else). The channel counts calls from
+// start to the return of their callback; shutdown waits for that count to
+// reach zero before it shuts the queues down, so no callback runs after
+// wgrpc_channel_shutdown returns and no batch is ever started on a queue that
+// is shut down.
+//
+// Shutdown cancels the calls on the live list. A call joins that list before
+// its grpc_call exists and leaves it before the grpc_call is released, so the
+// cancel pass only ever touches live gRPC calls; a call created after the pass
+// sees `closing` and cancels itself before its batch starts.
+
+typedef struct client_call client_call;
+
+typedef struct {
+  char *path; // malloc'd
+  void *handle;
+} client_method;
+
+struct wgrpc_channel {
+  grpc_channel *channel;
+  int thread_count;
+  grpc_completion_queue *queues[WGRPC_CHANNEL_THREADS_MAX];
+  pthread_t threads[WGRPC_CHANNEL_THREADS_MAX];
+  int threads_started;
+  atomic_uint next_queue;
+
+  pthread_mutex_t mutex;
+  pthread_cond_t idle; // calls_in_flight reached zero, or shut_down set
+  bool closing;        // guarded by mutex; no new calls
+  bool shut_down;      // guarded by mutex; threads joined, channel closed
+  int64_t calls_in_flight;
+  client_call *live_calls;
+  client_method methods[WGRPC_CHANNEL_METHODS_MAX];
+  int method_count;
+};
+
+struct client_call {
+  wgrpc_channel *channel;
+  grpc_call *call; // set under channel->mutex; NULL until created
+  wgrpc_unary_callback callback;
+  void *ctx;
+  grpc_byte_buffer *request;
+  grpc_byte_buffer *response;
+  grpc_metadata_array initial_metadata;
+  grpc_metadata_array trailing_metadata;
+  grpc_status_code status;
+  grpc_slice status_message;
+  // channel->live_calls, guarded by channel->mutex
+  client_call *live_prev;
+  client_call *live_next;
+};
+
+static void channel_link(wgrpc_channel *channel, client_call *call) {
+  call->live_prev = NULL;
+  call->live_next = channel->live_calls;
+  if (channel->live_calls != NULL) {
+    channel->live_calls->live_prev = call;
+  }
+  channel->live_calls = call;
+}
+
+static void channel_unlink(wgrpc_channel *channel, client_call *call) {
+  if (call->live_prev != NULL) {
+    call->live_prev->live_next = call->live_next;
+  } else {
+    channel->live_calls = call->live_next;
+  }
+  if (call->live_next != NULL) {
+    call->live_next->live_prev = call->live_prev;
+  }
+  call->live_prev = NULL;
+  call->live_next = NULL;
+}
+
+// Caller holds channel->mutex. Registered calls skip interning the path on
+// every call.
+static void *channel_method_handle(wgrpc_channel *channel, const char *method) {
+  for (int i = 0; i < channel->method_count; i++) {
+    if (strcmp(channel->methods[i].path, method) == 0) {
+      return channel->methods[i].handle;
+    }
+  }
+  if (channel->method_count == WGRPC_CHANNEL_METHODS_MAX) {
+    return NULL;
+  }
+  char *path = strdup(method);
+  WGRPC_ASSERT(path != NULL, "out of memory");
+  void *handle = grpc_channel_register_call(channel->channel, path, NULL, NULL);
+  channel->methods[channel->method_count++] = (client_method){path, handle};
+  return handle;
+}
+
+static void client_call_free(client_call *call) {
+  if (call->request != NULL) {
+    grpc_byte_buffer_destroy(call->request);
+  }
+  if (call->response != NULL) {
+    grpc_byte_buffer_destroy(call->response);
+  }
+  grpc_metadata_array_destroy(&call->initial_metadata);
+  grpc_metadata_array_destroy(&call->trailing_metadata);
+  grpc_slice_unref(call->status_message);
+  free(call);
+}
+
+static void channel_call_finished(wgrpc_channel *channel) {
+  lock(&channel->mutex);
+  channel->calls_in_flight -= 1;
+  WGRPC_ASSERT(channel->calls_in_flight >= 0, "client call count broken");
+  if (channel->calls_in_flight == 0) {
+    pthread_cond_broadcast(&channel->idle);
+  }
+  unlock(&channel->mutex);
+}
+
+static void client_call_completed(client_call *call, bool success) {
+  wgrpc_channel *channel = call->channel;
+  lock(&channel->mutex);
+  channel_unlink(channel, call);
+  unlock(&channel->mutex);
+  grpc_call_unref(call->call);
+  call->call = NULL;
+
+  // A batch holding RECV_STATUS_ON_CLIENT always reports a status; a failed
+  // batch would be a gRPC core bug, surfaced as INTERNAL rather than a crash.
+  int status_code = success ? (int)call->status : WGRPC_STATUS_INTERNAL;
+  grpc_slice response = grpc_empty_slice();
+  bool has_response = false;
+  if (call->response != NULL) {
+    grpc_byte_buffer_reader reader;
+    if (grpc_byte_buffer_reader_init(&reader, call->response)) {
+      response = grpc_byte_buffer_reader_readall(&reader);
+      grpc_byte_buffer_reader_destroy(&reader);
+      has_response = true;
+    } else if (status_code == WGRPC_STATUS_OK) {
+      status_code = WGRPC_STATUS_INTERNAL;
+    }
+  }
+  const uint8_t *details = NULL;
+  size_t details_len = 0;
+  for (size_t i = 0; i < call->trailing_metadata.count; i++) {
+    const grpc_metadata *entry = &call->trailing_metadata.metadata[i];
+    // gRPC core has already base64-decoded the -bin value.
+    if (grpc_slice_str_cmp(entry->key, WGRPC_STATUS_DETAILS_KEY) == 0) {
+      details = GRPC_SLICE_START_PTR(entry->value);
+      details_len = GRPC_SLICE_LENGTH(entry->value);
+      break;
+    }
+  }
+  call->callback(call->ctx, status_code,
+                 has_response ? GRPC_SLICE_START_PTR(response) : NULL,
+                 has_response ? GRPC_SLICE_LENGTH(response) : 0, details,
+                 details_len);
+  grpc_slice_unref(response);
+  client_call_free(call);
+  channel_call_finished(channel);
+}
+
+static void *client_thread_main(void *argument) {
+  grpc_completion_queue *queue = argument;
+  pthread_setname_np(pthread_self(), "wgrpc-client-cq");
+  for (;;) {
+    grpc_event event = grpc_completion_queue_next(
+        queue, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    if (event.type == GRPC_QUEUE_SHUTDOWN) {
+      break;
+    }
+    if (event.type == GRPC_OP_COMPLETE) {
+      client_call_completed(event.tag, event.success != 0);
+    }
+  }
+  return NULL;
+}
+
+// Frees whatever part of the channel exists. No call may be in flight.
+static void channel_free(wgrpc_channel *channel) {
+  for (int i = 0; i < channel->thread_count; i++) {
+    if (channel->queues[i] == NULL) {
+      continue;
+    }
+    grpc_completion_queue_shutdown(channel->queues[i]);
+    if (i < channel->threads_started) {
+      WGRPC_ASSERT(pthread_join(channel->threads[i], NULL) == 0,
+                   "pthread_join failed");
+    } else {
+      while (grpc_completion_queue_next(channel->queues[i],
+                                        gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                        NULL)
+                 .type != GRPC_QUEUE_SHUTDOWN) {
+      }
+    }
+    grpc_completion_queue_destroy(channel->queues[i]);
+    channel->queues[i] = NULL;
+  }
+  channel->threads_started = 0;
+  if (channel->channel != NULL) {
+    grpc_channel_destroy(channel->channel);
+    channel->channel = NULL;
+  }
+}
+
+wgrpc_channel *wgrpc_channel_create(const char *target, int thread_count,
+                                    char *error, size_t error_capacity) {
+  set_error(error, error_capacity, "");
+  if (target == NULL || target[0] == '\0' || thread_count < 1 ||
+      thread_count > WGRPC_CHANNEL_THREADS_MAX) {
+    set_error(error, error_capacity, "invalid arguments");
+    return NULL;
+  }
+  pthread_once(&library_once, library_init_once);
+
+  wgrpc_channel *channel = calloc(1, sizeof(*channel));
+  WGRPC_ASSERT(channel != NULL, "out of memory");
+  WGRPC_ASSERT(pthread_mutex_init(&channel->mutex, NULL) == 0,
+               "pthread_mutex_init failed");
+  WGRPC_ASSERT(pthread_cond_init(&channel->idle, NULL) == 0,
+               "pthread_cond_init failed");
+  atomic_init(&channel->next_queue, 0);
+  channel->thread_count = thread_count;
+
+  // A local subchannel pool gives every channel its own connection, so a
+  // caller that wants N connections creates N channels. Retries are the
+  // caller's business (a load generator counts them itself), and the retry
+  // filter would buffer every request.
+  grpc_arg arguments[2];
+  arguments[0].type = GRPC_ARG_INTEGER;
+  arguments[0].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+  arguments[0].value.integer = 1;
+  arguments[1].type = GRPC_ARG_INTEGER;
+  arguments[1].key = GRPC_ARG_ENABLE_RETRIES;
+  arguments[1].value.integer = 0;
+  grpc_channel_args channel_args = {2, arguments};
+  grpc_channel_credentials *credentials =
+      grpc_insecure_credentials_create();
+  channel->channel = grpc_channel_create(target, credentials, &channel_args);
+  grpc_channel_credentials_release(credentials);
+  if (channel->channel == NULL) {
+    set_error(error, error_capacity, "cannot create a channel to %s", target);
+    channel_free(channel);
+    pthread_cond_destroy(&channel->idle);
+    pthread_mutex_destroy(&channel->mutex);
+    free(channel);
+    return NULL;
+  }
+
+  for (int i = 0; i < thread_count; i++) {
+    channel->queues[i] = grpc_completion_queue_create_for_next(NULL);
+  }
+  for (int i = 0; i < thread_count; i++) {
+    if (pthread_create(&channel->threads[i], NULL, client_thread_main,
+                       channel->queues[i]) != 0) {
+      set_error(error, error_capacity,
+                "cannot start a completion queue thread");
+      channel_free(channel);
+      pthread_cond_destroy(&channel->idle);
+      pthread_mutex_destroy(&channel->mutex);
+      free(channel);
+      return NULL;
+    }
+    channel->threads_started = i + 1;
+  }
+  return channel;
+}
+
+// Undoes a call that never reached gRPC core's completion queue.
+static void client_call_abandon(client_call *call) {
+  wgrpc_channel *channel = call->channel;
+  lock(&channel->mutex);
+  channel_unlink(channel, call);
+  unlock(&channel->mutex);
+  if (call->call != NULL) {
+    grpc_call_unref(call->call);
+  }
+  client_call_free(call);
+  channel_call_finished(channel);
+}
+
+int wgrpc_client_call_unary(wgrpc_channel *channel, const char *method,
+                            const uint8_t *request, size_t request_len,
+                            int64_t timeout_ms, wgrpc_unary_callback callback,
+                            void *ctx) {
+  if (channel == NULL || method == NULL || method[0] != '/' ||
+      strnlen(method, WGRPC_METHOD_PATH_BYTES_MAX) ==
+          WGRPC_METHOD_PATH_BYTES_MAX ||
+      callback == NULL || (request == NULL && request_len > 0) ||
+      timeout_ms < 1 || timeout_ms > WGRPC_CALL_TIMEOUT_MS_MAX) {
+    return WGRPC_STATUS_INVALID_ARGUMENT;
+  }
+
+  client_call *call = calloc(1, sizeof(*call));
+  WGRPC_ASSERT(call != NULL, "out of memory");
+  call->channel = channel;
+  call->callback = callback;
+  call->ctx = ctx;
+  call->status = GRPC_STATUS_UNKNOWN;
+  call->status_message = grpc_empty_slice();
+  grpc_metadata_array_init(&call->initial_metadata);
+  grpc_metadata_array_init(&call->trailing_metadata);
+
+  lock(&channel->mutex);
+  if (channel->closing) {
+    unlock(&channel->mutex);
+    client_call_free(call);
+    return WGRPC_STATUS_UNAVAILABLE;
+  }
+  void *registered = channel_method_handle(channel, method);
+  channel->calls_in_flight += 1;
+  channel_link(channel, call);
+  unlock(&channel->mutex);
+
+  unsigned queue_index =
+      atomic_fetch_add_explicit(&channel->next_queue, 1, memory_order_relaxed) %
+      (unsigned)channel->thread_count;
+  grpc_completion_queue *queue = channel->queues[queue_index];
+  gpr_timespec deadline =
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                   gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+  grpc_call *created;
+  if (registered != NULL) {
+    created = grpc_channel_create_registered_call(
+        channel->channel, NULL, GRPC_PROPAGATE_DEFAULTS, queue, registered,
+        deadline, NULL);
+  } else {
+    grpc_slice path = grpc_slice_from_copied_string(method);
+    created = grpc_channel_create_call(channel->channel, NULL,
+                                       GRPC_PROPAGATE_DEFAULTS, queue, path,
+                                       NULL, deadline, NULL);
+    grpc_slice_unref(path);
+  }
+  if (created == NULL) {
+    client_call_abandon(call);
+    return WGRPC_STATUS_INTERNAL;
+  }
+
+  lock(&channel->mutex);
+  call->call = created;
+  bool cancel = channel->closing; // shutdown's cancel pass missed this call
+  unlock(&channel->mutex);
+  if (cancel) {
+    grpc_call_cancel(created, NULL);
+  }
+
+  grpc_slice payload =
+      request_len > 0
+          ? grpc_slice_from_copied_buffer((const char *)request, request_len)
+          : grpc_empty_slice();
+  call->request = grpc_raw_byte_buffer_create(&payload, 1);
+  grpc_slice_unref(payload);
+
+  grpc_op ops[6];
+  memset(ops, 0, sizeof(ops));
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = 0;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = call->request;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata =
+      &call->initial_metadata;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &call->response;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata =
+      &call->trailing_metadata;
+  ops[5].data.recv_status_on_client.status = &call->status;
+  ops[5].data.recv_status_on_client.status_details = &call->status_message;
+
+  grpc_call_error error = grpc_call_start_batch(created, ops, 6, call, NULL);
+  if (error != GRPC_CALL_OK) {
+    fprintf(stderr, "wgrpc_shim: client batch failed: %s\n",
+            grpc_call_error_to_string(error));
+    client_call_abandon(call);
+    return WGRPC_STATUS_INTERNAL;
+  }
+  return WGRPC_STATUS_OK;
+}
+
+int64_t wgrpc_channel_calls_in_flight(wgrpc_channel *channel) {
+  lock(&channel->mutex);
+  int64_t count = channel->calls_in_flight;
+  unlock(&channel->mutex);
+  return count;
+}
+
+void wgrpc_channel_shutdown(wgrpc_channel *channel) {
+  WGRPC_ASSERT(channel != NULL, "wgrpc_channel_shutdown: NULL channel");
+  for (int i = 0; i < channel->threads_started; i++) {
+    WGRPC_ASSERT(!pthread_equal(pthread_self(), channel->threads[i]),
+                 "wgrpc_channel_shutdown called from a callback");
+  }
+  lock(&channel->mutex);
+  if (channel->closing) {
+    // Another shutdown is under way or done: wait for it to finish.
+    while (!channel->shut_down) {
+      pthread_cond_wait(&channel->idle, &channel->mutex);
+    }
+    unlock(&channel->mutex);
+    return;
+  }
+  channel->closing = true;
+  for (client_call *call = channel->live_calls; call != NULL;
+       call = call->live_next) {
+    if (call->call != NULL) {
+      // Completions go through the queue, never inline: safe under the lock.
+      grpc_call_cancel(call->call, NULL);
+    }
+  }
+  while (channel->calls_in_flight > 0) {
+    pthread_cond_wait(&channel->idle, &channel->mutex);
+  }
+  WGRPC_ASSERT(channel->live_calls == NULL, "client calls still linked");
+  unlock(&channel->mutex);
+  // Only this caller gets here; new calls fail while `closing` is set.
+  channel_free(channel);
+  lock(&channel->mutex);
+  channel->shut_down = true;
+  pthread_cond_broadcast(&channel->idle);
+  unlock(&channel->mutex);
+}
+
+void wgrpc_channel_destroy(wgrpc_channel *channel) {
+  WGRPC_ASSERT(channel != NULL, "wgrpc_channel_destroy: NULL channel");
+  wgrpc_channel_shutdown(channel);
+  for (int i = 0; i < channel->method_count; i++) {
+    free(channel->methods[i].path);
+  }
+  pthread_cond_destroy(&channel->idle);
+  pthread_mutex_destroy(&channel->mutex);
+  free(channel);
+}

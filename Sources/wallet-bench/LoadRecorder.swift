@@ -1,0 +1,51 @@
+import Synchronization
+import WalletGRPC
+
+/// Latencies and answers of the calls of one channel. Each channel's
+/// completions run on its own thread, so the lock is rarely contended.
+final class LoadRecorder: Sendable {
+    struct Totals: Sendable {
+        /// Latency of successful calls only: fast failures would flatter it.
+        var histogram = LatencyHistogram()
+        var succeeded = 0
+        var failed = 0
+        /// "CODE" or "CODE REASON" -> count.
+        var errors: [String: Int] = [:]
+        /// Answers the workload did not expect (a retry answered unlike its
+        /// original).
+        var unexpected = 0
+        var lastCompletionNanoseconds: UInt64 = 0
+
+        mutating func merge(_ other: Totals) {
+            histogram.merge(other.histogram)
+            succeeded += other.succeeded
+            failed += other.failed
+            errors.merge(other.errors, uniquingKeysWith: +)
+            unexpected += other.unexpected
+            lastCompletionNanoseconds = max(lastCompletionNanoseconds, other.lastCompletionNanoseconds)
+        }
+    }
+
+    private let totals = Mutex(Totals())
+
+    func record(latencyNanoseconds: UInt64, completedAt: UInt64, result: ClientResult, expected: Bool) {
+        var errorKey: String?
+        if case .failed(let status) = result {
+            let reason = ResponseDecoding.reason(statusDetails: status.details)
+            errorKey = StatusCodeName.of(status.code) + (reason.map { " \($0)" } ?? "")
+        }
+        totals.withLock { totals in
+            if let errorKey {
+                totals.failed += 1
+                totals.errors[errorKey, default: 0] += 1
+            } else {
+                totals.succeeded += 1
+                totals.histogram.record(nanoseconds: latencyNanoseconds)
+            }
+            if !expected { totals.unexpected += 1 }
+            totals.lastCompletionNanoseconds = max(totals.lastCompletionNanoseconds, completedAt)
+        }
+    }
+
+    func snapshot() -> Totals { totals.withLock { $0 } }
+}

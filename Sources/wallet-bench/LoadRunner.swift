@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+import WalletGRPC
+
+/// Drives the timed phase: closed loop with N callers, or open loop at a
+/// target rate with at most N calls in flight.
+struct LoadRunner {
+    /// How long the open-loop pacer polls for an idle caller.
+    static let pacerPollNanoseconds: UInt64 = 20_000
+
+    struct Result: Sendable {
+        var totals: LoadRecorder.Totals
+        var elapsedSeconds: Double
+        /// Open loop: calls the schedule wanted but no idle caller could send
+        /// before the end time.
+        var unsent: Int
+    }
+
+    let channels: [GRPCChannel]
+    let workload: Workload?
+    let concurrency: Int
+    let durationSeconds: Double
+    let rate: Double?
+    let timeoutMilliseconds: Int
+
+    func run() async -> Result {
+        let recorders = channels.map { _ in LoadRecorder() }
+        let start = monotonicNanoseconds()
+        let settings = LoadSettings(
+            workload: workload, timeoutMilliseconds: timeoutMilliseconds,
+            endNanoseconds: start + UInt64(durationSeconds * 1e9))
+        var seeds = SplitMix64(seed: UInt64(truncatingIfNeeded: start))
+        var unsent = 0
+
+        if let rate {
+            let pool = CallerPool()
+            for index in 0..<concurrency {
+                pool.release(
+                    LoadCaller(
+                        seed: seeds.next(), channel: channels[index % channels.count],
+                        recorder: recorders[index % channels.count], settings: settings, mode: .openLoop(pool)))
+            }
+            let latch = CountdownLatch(count: 1)
+            let pacer = OpenLoopPacer(
+                pool: pool, poolSize: concurrency, rate: rate, startNanoseconds: start,
+                endNanoseconds: settings.endNanoseconds,
+                drainNanoseconds: UInt64(timeoutMilliseconds) * 1_000_000 + 1_000_000_000)
+            let unsentBox = UnsentCount()
+            startThread {
+                unsentBox.value.store(pacer.run(), ordering: .releasing)
+                latch.countDown()
+            }
+            await latch.wait()
+            unsent = unsentBox.value.load(ordering: .acquiring)
+        } else {
+            let latch = CountdownLatch(count: concurrency)
+            let callers = (0..<concurrency).map { index in
+                LoadCaller(
+                    seed: seeds.next(), channel: channels[index % channels.count],
+                    recorder: recorders[index % channels.count], settings: settings, mode: .closedLoop(latch))
+            }
+            for caller in callers { caller.runClosedLoop() }
+            await latch.wait()
+        }
+
+        var totals = LoadRecorder.Totals()
+        for recorder in recorders { totals.merge(recorder.snapshot()) }
+        let end = max(totals.lastCompletionNanoseconds, settings.endNanoseconds)
+        return Result(totals: totals, elapsedSeconds: Double(end - start) / 1e9, unsent: unsent)
+    }
+}
+
+/// Sends calls on a fixed schedule from its own thread. A call that finds no
+/// idle caller waits for one; its latency still counts from its slot in the
+/// schedule.
+struct OpenLoopPacer: Sendable {
+    let pool: CallerPool
+    let poolSize: Int
+    let rate: Double
+    let startNanoseconds: UInt64
+    let endNanoseconds: UInt64
+    /// How long to wait for calls in flight after the end time.
+    let drainNanoseconds: UInt64
+
+    /// Returns how many scheduled calls were never sent.
+    func run() -> Int {
+        let intervalNanoseconds = 1e9 / rate
+        let scheduled = Int((Double(endNanoseconds - startNanoseconds) / intervalNanoseconds).rounded(.down))
+        var sent = 0
+        schedule: for slot in 0..<scheduled {
+            let intended = startNanoseconds + UInt64(Double(slot) * intervalNanoseconds)
+            if monotonicNanoseconds() < intended { sleepUntil(monotonicNanoseconds: intended) }
+            var caller = pool.take()
+            while caller == nil {
+                let now = monotonicNanoseconds()
+                if now >= endNanoseconds { break schedule }
+                sleepUntil(monotonicNanoseconds: now + LoadRunner.pacerPollNanoseconds)
+                caller = pool.take()
+            }
+            caller?.sendScheduled(intendedStartNanoseconds: intended)
+            sent += 1
+        }
+        let drainDeadline = max(monotonicNanoseconds(), endNanoseconds) + drainNanoseconds
+        while pool.idleCount < poolSize && monotonicNanoseconds() < drainDeadline {
+            sleepUntil(monotonicNanoseconds: monotonicNanoseconds() + 1_000_000)
+        }
+        return scheduled - sent
+    }
+}
+
+private final class UnsentCount: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Runs `body` on a new detached pthread (blocking work stays off the
+/// cooperative pool).
+func startThread(_ body: @escaping @Sendable () -> Void) {
+    final class Box: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    #if canImport(Glibc)
+    var thread = pthread_t()
+    #else
+    var thread: pthread_t?
+    #endif
+    let created = pthread_create(
+        &thread, nil,
+        { context in
+            Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, context)
+    precondition(created == 0, "pthread_create failed: \(created)")
+    pthread_detach(thread)
+}
