@@ -30,9 +30,9 @@ struct BatchExecutor {
     /// a wallet that this batch did not lock (its target was written earlier
     /// in the same batch); the caller runs the rest in a new batch.
     ///
-    /// Three round trips per batch, whatever its size (libpq pipeline mode):
-    /// BEGIN + look up the named transactions; lock the wallets + load their
-    /// balances and holds; every write + COMMIT.
+    /// Two or three round trips per batch, whatever its size (libpq pipeline
+    /// mode): [BEGIN + look up targets]; [BEGIN +] lock the wallets + load
+    /// their balances, holds and the named transactions; every write + COMMIT.
     mutating func apply(_ commands: [Command], now: Timestamp, lockHint: Set<String>) throws(BatchFailure)
         -> [Result<OperationResult, LedgerError>]
     {
@@ -69,37 +69,42 @@ struct BatchExecutor {
         }
         let idsParameter = PostgresText.arrayLiteral(transactionIDs.sorted().map { Optional($0) })
 
-        // Round trip 1.
-        let first = try connection.pipeline([
-            ("begin", []), ("load_transactions", [idsParameter]), ("load_entries", [idsParameter]),
-        ])
-        var known = Self.transactions(first[1], entries: first[2])
+        // Commands that name their wallets (Credit, Debit, Authorize,
+        // Transfer) need no lookup before locking: two round trips in all.
+        // The others (Settle, Rollback, Reverse, Expire) find their wallets
+        // through the transaction they target: one more, first.
+        var known: [String: TransactionRecord] = [:]
         var lockSet = lockHint
+        let targetsFirst = commands.contains { $0.primaryWalletID == nil }
+        var reads: [(name: String, parameters: [String?])] = [("begin", [])]
+        if targetsFirst {
+            let first = try connection.pipeline(reads + [("load_transactions", [idsParameter]), ("load_entries", [idsParameter])])
+            known = Self.transactions(first[1], entries: first[2])
+            reads = []
+        }
         for command in commands {
             lockSet.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
         }
 
-        // Round trip 2: the locks, then (under them) everything the rules read.
+        // The locks, then (under them) everything the rules read.
         let walletsParameter = PostgresText.arrayLiteral(lockSet.sorted().map { Optional($0) })
-        var reads: [(name: String, parameters: [String?])] = [
+        let readsStart = reads.count
+        reads += [
             ("lock_wallets", [walletsParameter]), ("load_balances", [walletsParameter]),
             ("load_open_holds", [walletsParameter]),
+            // Read (again) under the locks: a target's status may have changed.
+            ("load_transactions", [idsParameter]), ("load_entries", [idsParameter]),
         ]
-        if !known.isEmpty {
-            // A target's status may have changed between the first read and the lock.
-            reads += [("load_transactions", [idsParameter]), ("load_entries", [idsParameter])]
-        }
         let needsAssets = !assetsCached(for: commands, known: known)
         if needsAssets { reads.append(("load_assets", [])) }
-        let second = try connection.pipeline(reads)
-        if !known.isEmpty {
-            known = Self.transactions(second[3], entries: second[4])
-            var needed = lockSet
-            for command in commands {
-                needed.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
-            }
-            if !needed.isSubset(of: lockSet) { throw BatchFailure.retry(lockWallets: needed) }
+        let second = Array(try connection.pipeline(reads)[readsStart...])
+        known = Self.transactions(second[3], entries: second[4])
+        var needed = lockSet
+        for command in commands {
+            needed.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
         }
+        // A replayed or mismatched id may belong to a wallet not locked yet.
+        if !needed.isSubset(of: lockSet) { throw BatchFailure.retry(lockWallets: needed) }
         if needsAssets, let rows = second.last { cacheAssets(rows) }
 
         var state = LedgerState()
@@ -269,12 +274,14 @@ struct BatchExecutor {
         func number(_ values: (TransactionRecord) -> Int64) -> String {
             PostgresText.arrayLiteral(records.map(values))
         }
+        let requests = records.map { $0.request.encoded }
         return [
             text(\.id), text(\.kind.rawValue), text(\.status.rawValue), text(\.walletID), text(\.asset),
             number(\.amount), number(\.createdAt), text { RowCoding.encodeMap($0.metadata) }, text(\.targetID),
             text { RowCoding.encodeFunding($0.funding) }, number(\.expiresAt), text(\.reason),
-            text(\.counterpartyWalletID), text { $0.targetFound ? "t" : "f" }, text(\.request.encoded),
-            text { hexString(SHA256.hash(Array($0.request.encoded.utf8))) },
+            text(\.counterpartyWalletID), text { $0.targetFound ? "t" : "f" },
+            PostgresText.arrayLiteral(requests.map { Optional($0) }),
+            PostgresText.arrayLiteral(requests.map { Optional(hexString(SHA256.hash(Array($0.utf8)))) }),
         ]
     }
 }
