@@ -239,3 +239,8 @@ def wallet(stub):
         assert resp.created
         return wid
     return make
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the soak tests last: they grow the ledger, and verify after every later test would pay for it."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0].endswith("test_concurrency.py"))
