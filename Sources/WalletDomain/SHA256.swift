@@ -29,6 +29,20 @@ public struct SHA256 {
     }
 
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        let handled: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let take = Swift.min(64 - pending.count, buffer.count - offset)
+                pending.append(contentsOf: buffer[offset..<(offset + take)])
+                offset += take
+                if pending.count == 64 {
+                    compress(pending)
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+            totalBytes &+= UInt64(buffer.count)
+        }
+        if handled != nil { return }
         for byte in bytes {
             pending.append(byte)
             totalBytes &+= 1
@@ -64,18 +78,26 @@ public struct SHA256 {
     }
 
     private mutating func compress(_ block: [UInt8]) {
-        var schedule = [UInt32](repeating: 0, count: 64)
-        for index in 0..<16 {
-            let base = index * 4
-            schedule[index] =
-                UInt32(block[base]) << 24 | UInt32(block[base + 1]) << 16 | UInt32(block[base + 2]) << 8
-                | UInt32(block[base + 3])
+        // The message schedule lives on the stack: no allocation per block.
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { schedule in
+            block.withUnsafeBufferPointer { bytes in
+                for index in 0..<16 {
+                    let base = index * 4
+                    schedule[index] =
+                        UInt32(bytes[base]) << 24 | UInt32(bytes[base + 1]) << 16 | UInt32(bytes[base + 2]) << 8
+                        | UInt32(bytes[base + 3])
+                }
+            }
+            for index in 16..<64 {
+                let s0 = rotateRight(schedule[index - 15], 7) ^ rotateRight(schedule[index - 15], 18) ^ (schedule[index - 15] >> 3)
+                let s1 = rotateRight(schedule[index - 2], 17) ^ rotateRight(schedule[index - 2], 19) ^ (schedule[index - 2] >> 10)
+                schedule[index] = schedule[index - 16] &+ s0 &+ schedule[index - 7] &+ s1
+            }
+            compressRounds(schedule)
         }
-        for index in 16..<64 {
-            let s0 = rotateRight(schedule[index - 15], 7) ^ rotateRight(schedule[index - 15], 18) ^ (schedule[index - 15] >> 3)
-            let s1 = rotateRight(schedule[index - 2], 17) ^ rotateRight(schedule[index - 2], 19) ^ (schedule[index - 2] >> 10)
-            schedule[index] = schedule[index - 16] &+ s0 &+ schedule[index - 7] &+ s1
-        }
+    }
+
+    private mutating func compressRounds(_ schedule: UnsafeMutableBufferPointer<UInt32>) {
         var (a, b, c, d, e, f, g, h) = state
         for index in 0..<64 {
             let sum1 = rotateRight(e, 6) ^ rotateRight(e, 11) ^ rotateRight(e, 25)

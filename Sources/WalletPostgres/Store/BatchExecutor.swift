@@ -33,11 +33,11 @@ struct BatchExecutor {
     /// Two or three round trips per batch, whatever its size (libpq pipeline
     /// mode): [BEGIN + look up targets]; [BEGIN +] lock the wallets + load
     /// their balances, holds and the named transactions; every write + COMMIT.
-    mutating func apply(_ commands: [Command], now: Timestamp, lockHint: Set<String>) throws(BatchFailure)
-        -> [Result<OperationResult, LedgerError>]
+    mutating func apply(_ commands: [Command], hints: [WalletHint?], now: Timestamp, lockHint: Set<String>)
+        throws(BatchFailure) -> [Result<OperationResult, LedgerError>]
     {
         do {
-            return try applyInTransaction(commands, now: now, lockHint: lockHint)
+            return try applyInTransaction(commands, hints: hints, now: now, lockHint: lockHint)
         } catch let failure as BatchFailure {
             rollback()
             throw failure
@@ -60,9 +60,9 @@ struct BatchExecutor {
         _ = try? connection.executeScript("ROLLBACK")
     }
 
-    private mutating func applyInTransaction(_ commands: [Command], now: Timestamp, lockHint: Set<String>) throws
-        -> [Result<OperationResult, LedgerError>]
-    {
+    private mutating func applyInTransaction(
+        _ commands: [Command], hints: [WalletHint?], now: Timestamp, lockHint: Set<String>
+    ) throws -> [Result<OperationResult, LedgerError>] {
         var transactionIDs = Set<String>()
         for command in commands {
             transactionIDs.formUnion(Ledger.footprint(of: command, known: [:], houseSlot: houseSlot).transactionIDs)
@@ -70,12 +70,16 @@ struct BatchExecutor {
         let idsParameter = PostgresText.arrayLiteral(transactionIDs.sorted().map { Optional($0) })
 
         // Commands that name their wallets (Credit, Debit, Authorize,
-        // Transfer) need no lookup before locking: two round trips in all.
-        // The others (Settle, Rollback, Reverse, Expire) find their wallets
-        // through the transaction they target: one more, first.
+        // Transfer), or whose target's wallet the store remembers (a hint),
+        // need no lookup before locking: two round trips in all. The others
+        // find their wallets through the transaction they target: one more.
         var known: [String: TransactionRecord] = [:]
         var lockSet = lockHint
-        let targetsFirst = commands.contains { $0.primaryWalletID == nil }
+        for hint in hints.compactMap({ $0 }) {
+            lockSet.insert(hint.walletID)
+            lockSet.insert(Reserved.houseWalletID(asset: hint.asset, forWallet: hint.walletID, slot: houseSlot))
+        }
+        let targetsFirst = zip(commands, hints).contains { $0.primaryWalletID == nil && $1 == nil }
         var reads: [(name: String, parameters: [String?])] = [("begin", [])]
         if targetsFirst {
             let first = try connection.pipeline(reads + [("load_transactions", [idsParameter]), ("load_entries", [idsParameter])])

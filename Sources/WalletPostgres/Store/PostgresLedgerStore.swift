@@ -121,12 +121,41 @@ public final class PostgresLedgerStore: LedgerStore {
     private func routingKey(_ command: Command) -> String {
         if let wallet = command.primaryWalletID { return wallet }
         switch command {
-        case .settle(let c): return c.authorizationID
+        // A settle into a table pot queues behind the pot: every settle of a
+        // table then shares one lane and one batch, instead of each lane
+        // taking the pot's row lock in turn.
+        case .settle(let c): return c.destinationWalletID.isEmpty ? c.authorizationID : c.destinationWalletID
         case .rollback(let c): return c.targetTransactionID
         case .reverse(let c): return c.originalTransactionID
         case .expire(let holdID): return holdID
         default: return command.transactionID
         }
+    }
+
+    // MARK: Target hints
+
+    /// Wallets of recent holds and debits (the targets of Settle, Rollback
+    /// and Expire), so their batches can lock without a lookup first.
+    static let targetHintsMax = 100_000
+    private let targetHints = Mutex<[String: WalletHint]>([:])
+
+    private func remember(_ record: TransactionRecord) {
+        targetHints.withLock { hints in
+            // Bounded: start over rather than grow; a miss only costs a lookup.
+            if hints.count >= Self.targetHintsMax { hints.removeAll(keepingCapacity: true) }
+            hints[record.id] = WalletHint(walletID: record.walletID, asset: record.asset)
+        }
+    }
+
+    private func targetHint(_ command: Command) -> WalletHint? {
+        let target: String
+        switch command {
+        case .settle(let c): target = c.authorizationID
+        case .rollback(let c): target = c.targetTransactionID
+        case .expire(let holdID): target = holdID
+        default: return nil
+        }
+        return targetHints.withLock { $0[target] }
     }
 
     // MARK: LedgerStore
@@ -135,8 +164,14 @@ public final class PostgresLedgerStore: LedgerStore {
         -> OperationResult
     {
         let worker = writer(for: command)
+        let hint = targetHint(command)
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
-            worker.enqueue(PendingCommand(command: command, deadline: deadline) { continuation.resume(returning: $0) })
+            worker.enqueue(PendingCommand(command: command, hint: hint, deadline: deadline) { continuation.resume(returning: $0) })
+        }
+        if case .success(let outcome) = result, !outcome.replayed,
+            outcome.transaction.kind == .authorize || outcome.transaction.kind == .debit
+        {
+            remember(outcome.transaction)
         }
         return try result.get()
     }

@@ -2,8 +2,18 @@ import Foundation
 import WalletDomain
 
 /// A write waiting in a lane.
+/// Where a command's target transaction probably lives: a hint that lets a
+/// batch lock the target's wallet without first looking the target up. A
+/// wrong hint costs a retry, never a wrong answer (the batch checks its locks
+/// against the target it then reads).
+struct WalletHint: Sendable, Hashable {
+    let walletID: String
+    let asset: String
+}
+
 struct PendingCommand: Sendable {
     let command: Command
+    let hint: WalletHint?
     let deadline: ContinuousClock.Instant?
     let completion: @Sendable (Result<OperationResult, LedgerError>) -> Void
 }
@@ -170,7 +180,7 @@ final class StoreWorker: @unchecked Sendable {
             }
             do throws(BatchFailure) {
                 let results = try executor.apply(
-                    live.map(\.command), now: RowCoding.microseconds(), lockHint: lockHint)
+                    live.map(\.command), hints: live.map(\.hint), now: RowCoding.microseconds(), lockHint: lockHint)
                 self.executor = executor
                 for (item, result) in zip(live, results) { item.completion(result) }
                 if results.isEmpty {
