@@ -209,6 +209,53 @@ import WalletPostgres
         try Self.expectClean(url)
     }
 
+    @Test func aFullLaneAnswersResourceExhaustedAndRecordsNothing() async throws {
+        let url = try TestDatabase.url()
+        let store = try PostgresLedgerStore(
+            configuration: StoreConfiguration(databaseURL: url, poolSize: 1, writeMode: .lanes, batchSizeMax: 4, queueDepthMax: 2))
+        defer { store.shutdown() }
+        try await Self.seed(store, wallets: ["p"], funds: 1_000_000)
+        let refused = try await withThrowingTaskGroup(of: String?.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    do throws(LedgerError) {
+                        _ = try await store.execute(try Self.debit("q-\(index)", "p", 1), deadline: nil)
+                        return nil
+                    } catch {
+                        #expect(error.code == .resourceExhausted)
+                        return "q-\(index)"
+                    }
+                }
+            }
+            var ids: [String] = []
+            for try await id in group { if let id { ids.append(id) } }
+            return ids
+        }
+        #expect(!refused.isEmpty)
+        for id in refused {
+            await #expect(throws: LedgerError.self) { _ = try await store.transaction(id: id) }
+        }
+        let posted = try await store.balances(walletID: "p", asset: "USD")[0].posted
+        #expect(posted == 1_000_000 - Int64(200 - refused.count))
+        try Self.expectClean(url)
+    }
+
+    @Test func aPassedDeadlineIsRefusedAndTheRetryAppliesOnce() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url)
+        defer { store.shutdown() }
+        try await Self.seed(store, wallets: ["p"], funds: 100)
+        do throws(LedgerError) {
+            _ = try await store.execute(try Self.debit("late-1", "p", 10), deadline: .now - .seconds(1))
+            Issue.record("work whose deadline passed must not be applied")
+        } catch {
+            #expect(error.code == .deadlineExceeded)
+        }
+        let first = try await store.execute(try Self.debit("late-1", "p", 10), deadline: .now + .seconds(5))
+        #expect(!first.replayed)
+        #expect(first.balance?.posted == 90)
+    }
+
     @Test func historyPagesNewestFirst() async throws {
         let url = try TestDatabase.url()
         let store = try Self.makeStore(url)
