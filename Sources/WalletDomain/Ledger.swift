@@ -287,20 +287,17 @@ private struct Context {
     // MARK: Operations
 
     mutating func credit(_ c: Credit) throws(LedgerError) -> OperationResult {
-        let request = c.fingerprint
-        if let replayed = try replay(
-            TransactionRecord(id: c.transactionID, kind: .credit, status: .posted, walletID: c.walletID, asset: c.asset, amount: c.amount, createdAt: now, metadata: c.metadata, request: request)) { return replayed }
+        var record = TransactionRecord(
+            id: c.transactionID, kind: .credit, status: .posted, walletID: c.walletID, asset: c.asset,
+            amount: c.amount, createdAt: now, metadata: c.metadata, request: c.fingerprint)
+        if let replayed = try replay(record) { return replayed }
         _ = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         let house = try houseWallet(asset: c.asset, forWallet: c.walletID)
-        let record = TransactionRecord(
-            id: c.transactionID, kind: .credit, status: .posted, walletID: c.walletID, asset: c.asset,
-            amount: c.amount,
-            entries: [
-                Entry(walletID: c.walletID, asset: c.asset, bucket: c.bucket, amount: c.amount),
-                Entry(walletID: house, asset: c.asset, bucket: Bucket.cash, amount: -c.amount),
-            ],
-            createdAt: now, metadata: c.metadata, request: request)
+        record.entries = [
+            Entry(walletID: c.walletID, asset: c.asset, bucket: c.bucket, amount: c.amount),
+            Entry(walletID: house, asset: c.asset, bucket: Bucket.cash, amount: -c.amount),
+        ]
         if let reason = post(record.entries, transactionID: record.id) {
             throw reject(reason, record, "crediting \(c.amount) would overflow the balance")
         }
@@ -308,15 +305,13 @@ private struct Context {
     }
 
     mutating func debit(_ c: Debit) throws(LedgerError) -> OperationResult {
-        let request = c.fingerprint
-        if let replayed = try replay(
-            TransactionRecord(id: c.transactionID, kind: .debit, status: .posted, walletID: c.walletID, asset: c.asset, amount: c.amount, createdAt: now, metadata: c.metadata, request: request)) { return replayed }
+        var record = TransactionRecord(
+            id: c.transactionID, kind: .debit, status: .posted, walletID: c.walletID, asset: c.asset,
+            amount: c.amount, createdAt: now, metadata: c.metadata, request: c.fingerprint)
+        if let replayed = try replay(record) { return replayed }
         let wallet = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         let house = try houseWallet(asset: c.asset, forWallet: c.walletID)
-        var record = TransactionRecord(
-            id: c.transactionID, kind: .debit, status: .posted, walletID: c.walletID, asset: c.asset,
-            amount: c.amount, createdAt: now, metadata: c.metadata, request: request)
         guard let parts = draw(c.amount, from: c.funding, wallet: wallet, asset: c.asset) else {
             throw reject(.insufficientFunds, record, "available funds in \(c.funding.joined(separator: ", ")) do not cover \(c.amount)")
         }
@@ -330,15 +325,13 @@ private struct Context {
     }
 
     mutating func authorize(_ c: Authorize) throws(LedgerError) -> OperationResult {
-        let request = c.fingerprint
-        if let replayed = try replay(
-            TransactionRecord(id: c.transactionID, kind: .authorize, status: .pending, walletID: c.walletID, asset: c.asset, amount: c.amount, createdAt: now, metadata: c.metadata, request: request)) { return replayed }
-        let wallet = try requireWallet(c.walletID)
-        try requireAsset(c.asset)
         var record = TransactionRecord(
             id: c.transactionID, kind: .authorize, status: .pending, walletID: c.walletID, asset: c.asset,
             amount: c.amount, createdAt: now, metadata: c.metadata,
-            expiresAt: now + c.expiresInMilliseconds * 1000, request: request)
+            expiresAt: now + c.expiresInMilliseconds * 1000, request: c.fingerprint)
+        if let replayed = try replay(record) { return replayed }
+        let wallet = try requireWallet(c.walletID)
+        try requireAsset(c.asset)
         guard let parts = draw(c.amount, from: c.funding, wallet: wallet, asset: c.asset) else {
             throw reject(.insufficientFunds, record, "available funds in \(c.funding.joined(separator: ", ")) do not cover \(c.amount)")
         }
@@ -481,20 +474,18 @@ private struct Context {
     }
 
     mutating func transfer(_ c: Transfer) throws(LedgerError) -> OperationResult {
-        let request = c.fingerprint
-        if let replayed = try replay(
-            TransactionRecord(id: c.transactionID, kind: .transfer, status: .posted, walletID: c.fromWalletID, asset: c.asset, amount: c.amount, createdAt: now, metadata: c.metadata, counterpartyWalletID: c.toWalletID, request: request)) { return replayed }
+        var record = TransactionRecord(
+            id: c.transactionID, kind: .transfer, status: .posted, walletID: c.fromWalletID, asset: c.asset,
+            amount: c.amount, createdAt: now, metadata: c.metadata, counterpartyWalletID: c.toWalletID,
+            request: c.fingerprint)
+        if let replayed = try replay(record) { return replayed }
         let payer = try requireWallet(c.fromWalletID)
         _ = try requireWallet(c.toWalletID)
         try requireAsset(c.asset)
-        let record = TransactionRecord(
-            id: c.transactionID, kind: .transfer, status: .posted, walletID: c.fromWalletID, asset: c.asset,
-            amount: c.amount,
-            entries: [
-                Entry(walletID: c.fromWalletID, asset: c.asset, bucket: c.bucket, amount: -c.amount),
-                Entry(walletID: c.toWalletID, asset: c.asset, bucket: c.bucket, amount: c.amount),
-            ],
-            createdAt: now, metadata: c.metadata, counterpartyWalletID: c.toWalletID, request: request)
+        record.entries = [
+            Entry(walletID: c.fromWalletID, asset: c.asset, bucket: c.bucket, amount: -c.amount),
+            Entry(walletID: c.toWalletID, asset: c.asset, bucket: c.bucket, amount: c.amount),
+        ]
         let key = BalanceKey(walletID: payer.id, asset: c.asset, bucket: c.bucket)
         guard capacity(key, wallet: payer) >= c.amount else {
             throw reject(.insufficientFunds, record, "available funds in \(c.bucket) do not cover \(c.amount)")
