@@ -4,11 +4,11 @@
 // belongs to; the kind says how to route the event.
 //
 // Call lifetime uses two counters:
-//   grpc_refs   - the close notification batch + the response batch. When
-//                 both completed (or the response will never be sent because
-//                 the server orphaned the call), the grpc_call and every
-//                 buffer of the call are freed and the call leaves the
-//                 server's live list.
+//   grpc_refs   - the close notification batch + the response batch, plus
+//                 one per send or read batch in flight. When all completed
+//                 (or the response will never be sent because the server
+//                 orphaned the call), the grpc_call and every buffer of the
+//                 call are freed and the call leaves the server's live list.
 //   handle_refs - the application's handle + the gRPC side above. The small
 //                 wgrpc_call struct is freed when both are gone, so a handle
 //                 held by Swift past server shutdown never dangles.
@@ -16,7 +16,9 @@
 // Shutdown must never start a batch on a completion queue that is already
 // shut down. A call handed to the application is either answered before the
 // drain ends or "orphaned" under its mutex; respond on an orphaned call does
-// nothing, so no batch can start after the queue shuts down.
+// nothing, so no batch can start after the queue shuts down. Sends and reads
+// start only on a call still awaiting its response; a status deferred behind
+// a send (see wgrpc_call_respond) is dropped by the orphan pass.
 
 #define _GNU_SOURCE // pthread_setname_np
 
@@ -57,6 +59,8 @@ typedef enum {
   TAG_REQUEST_UNKNOWN,
   TAG_CALL_CLOSED,
   TAG_CALL_RESPONDED,
+  TAG_CALL_SENT,
+  TAG_CALL_READ,
   TAG_SERVER_SHUTDOWN,
 } tag_kind;
 
@@ -70,6 +74,7 @@ typedef struct {
   wgrpc_tag tag;
   wgrpc_server *server;
   int method_index; // -1: the unknown-method fallback
+  bool streaming;   // registered with payload handling NONE
   grpc_call *call;
   gpr_timespec deadline;
   grpc_metadata_array request_metadata;
@@ -97,7 +102,26 @@ struct wgrpc_call {
   wgrpc_tag closed_tag;
   wgrpc_tag responded_tag;
   int close_cancelled;
+  // Guarded by mutex: the streaming state.
+  bool initial_metadata_sent;
+  bool closed; // the close notification arrived
+  wgrpc_close_callback close_callback;
+  void *close_ctx;
+  bool send_pending;
+  grpc_byte_buffer *send_buffer;
+  wgrpc_send_callback send_callback;
+  void *send_ctx;
+  bool read_pending;
+  grpc_byte_buffer *read_buffer;
+  wgrpc_read_callback read_callback;
+  void *read_ctx;
+  // respond arrived while a send was in flight; the status batch starts when
+  // the send completes (one SEND_STATUS after the last SEND_MESSAGE).
+  bool status_deferred;
+  wgrpc_tag sent_tag;
+  wgrpc_tag read_tag;
   // Owned by the response batch; freed with the gRPC side.
+  int status_code;
   grpc_slice status_message;
   bool has_status_message;
   grpc_metadata trailing_metadata[1];
@@ -117,6 +141,7 @@ struct wgrpc_server {
   void *user_ctx;
   int method_count;
   void **registered_methods;
+  bool *methods_streaming; // per registered method
   request_slot *slots;
   int slot_count;
   wgrpc_tag shutdown_tag;
@@ -242,6 +267,8 @@ static wgrpc_call *call_create(wgrpc_server *server, grpc_call *grpc_call_,
   call->peer = grpc_call_get_peer(grpc_call_);
   call->closed_tag = (wgrpc_tag){TAG_CALL_CLOSED, call};
   call->responded_tag = (wgrpc_tag){TAG_CALL_RESPONDED, call};
+  call->sent_tag = (wgrpc_tag){TAG_CALL_SENT, call};
+  call->read_tag = (wgrpc_tag){TAG_CALL_READ, call};
 
   lock(&server->mutex);
   *hand_to_application = registered && !server->shutting_down;
@@ -272,25 +299,36 @@ static void call_start_close_batch(wgrpc_call *call) {
     fprintf(stderr, "wgrpc_shim: RECV_CLOSE_ON_SERVER failed: %s\n",
             grpc_call_error_to_string(error));
     atomic_store(&call->cancelled, 1);
+    lock(&call->mutex);
+    call->closed = true;
+    unlock(&call->mutex);
     call_grpc_release(call);
   }
 }
 
-// Caller holds call->mutex and has moved the state to CALL_RESPONDED.
-static void call_start_response_batch(wgrpc_call *call, int status_code,
-                                      const char *message,
-                                      const uint8_t *response,
-                                      size_t response_len,
-                                      const uint8_t *status_details,
-                                      size_t status_details_len) {
-  grpc_op ops[3];
-  memset(ops, 0, sizeof(ops));
-  size_t op_count = 0;
+// Caller holds call->mutex. The call stops counting as unanswered for the
+// drain once its status batch started (or will never start).
+static void call_mark_answered(wgrpc_call *call, wgrpc_server *server) {
+  if (!call->handed_to_application) {
+    return;
+  }
+  call->handed_to_application = false;
+  // Under call->mutex: shutdown cannot free the server while this call is
+  // not orphaned.
+  lock(&server->mutex);
+  server->calls_unanswered -= 1;
+  pthread_cond_broadcast(&server->changed);
+  unlock(&server->mutex);
+}
 
-  ops[op_count].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[op_count].data.send_initial_metadata.count = 0;
-  op_count++;
-
+// Caller holds call->mutex and has moved the state to CALL_RESPONDED. Keeps
+// what the status batch sends in the call, so the batch can start later.
+static void call_prepare_response(wgrpc_call *call, int status_code,
+                                  const char *message, const uint8_t *response,
+                                  size_t response_len,
+                                  const uint8_t *status_details,
+                                  size_t status_details_len) {
+  call->status_code = status_code;
   if (status_code == WGRPC_STATUS_OK && response != NULL) {
     grpc_slice slice =
         response_len > 0
@@ -299,11 +337,7 @@ static void call_start_response_batch(wgrpc_call *call, int status_code,
             : grpc_empty_slice();
     call->response = grpc_raw_byte_buffer_create(&slice, 1);
     grpc_slice_unref(slice);
-    ops[op_count].op = GRPC_OP_SEND_MESSAGE;
-    ops[op_count].data.send_message.send_message = call->response;
-    op_count++;
   }
-
   if (status_details != NULL && status_details_len > 0) {
     call->trailing_metadata[0].key =
         grpc_slice_from_static_string(WGRPC_STATUS_DETAILS_KEY);
@@ -315,9 +349,31 @@ static void call_start_response_batch(wgrpc_call *call, int status_code,
     call->status_message = grpc_slice_from_copied_string(message);
     call->has_status_message = true;
   }
+}
+
+// Caller holds call->mutex; the response is prepared and no send is in
+// flight.
+static void call_start_response_batch(wgrpc_call *call) {
+  // Before the batch starts: its completion may free the gRPC side.
+  call_mark_answered(call, call->server);
+  grpc_op ops[3];
+  memset(ops, 0, sizeof(ops));
+  size_t op_count = 0;
+
+  if (!call->initial_metadata_sent) {
+    call->initial_metadata_sent = true;
+    ops[op_count].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[op_count].data.send_initial_metadata.count = 0;
+    op_count++;
+  }
+  if (call->response != NULL) {
+    ops[op_count].op = GRPC_OP_SEND_MESSAGE;
+    ops[op_count].data.send_message.send_message = call->response;
+    op_count++;
+  }
   ops[op_count].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[op_count].data.send_status_from_server.status =
-      (grpc_status_code)status_code;
+      (grpc_status_code)call->status_code;
   ops[op_count].data.send_status_from_server.status_details =
       call->has_status_message ? &call->status_message : NULL;
   ops[op_count].data.send_status_from_server.trailing_metadata_count =
@@ -351,20 +407,193 @@ void wgrpc_call_respond(wgrpc_call *call, int status_code, const char *message,
   WGRPC_ASSERT(call->state == CALL_AWAITING_RESPONSE,
                "wgrpc_call_respond called twice on one call");
   call->state = CALL_RESPONDED;
-  // Read before the batch starts: its completion may free the gRPC side.
-  wgrpc_server *server = call->server;
-  bool counted = call->handed_to_application;
-  call_start_response_batch(call, status_code, message, response,
-                            response_len, status_details, status_details_len);
-  if (counted) {
-    // Still under call->mutex: shutdown cannot free the server while this
-    // call is not orphaned.
-    lock(&server->mutex);
-    server->calls_unanswered -= 1;
-    pthread_cond_broadcast(&server->changed);
-    unlock(&server->mutex);
+  call_prepare_response(call, status_code, message, response, response_len,
+                        status_details, status_details_len);
+  if (call->send_pending) {
+    call->status_deferred = true;
+  } else {
+    call_start_response_batch(call);
   }
   unlock(&call->mutex);
+}
+
+void wgrpc_call_finish(wgrpc_call *call, int status_code, const char *message,
+                       const uint8_t *status_details,
+                       size_t status_details_len) {
+  wgrpc_call_respond(call, status_code, message, NULL, 0, status_details,
+                     status_details_len);
+}
+
+int wgrpc_call_send_message(wgrpc_call *call, const uint8_t *message,
+                            size_t message_len, wgrpc_send_callback callback,
+                            void *ctx) {
+  WGRPC_ASSERT(call != NULL && callback != NULL,
+               "wgrpc_call_send_message: NULL argument");
+  WGRPC_ASSERT(message != NULL || message_len == 0,
+               "wgrpc_call_send_message: NULL message");
+  lock(&call->mutex);
+  if (call->state != CALL_AWAITING_RESPONSE) {
+    unlock(&call->mutex);
+    return WGRPC_STATUS_CANCELLED;
+  }
+  WGRPC_ASSERT(!call->send_pending,
+               "wgrpc_call_send_message: a send is already in flight");
+  grpc_slice slice =
+      message_len > 0
+          ? grpc_slice_from_copied_buffer((const char *)message, message_len)
+          : grpc_empty_slice();
+  call->send_buffer = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_slice_unref(slice);
+
+  grpc_op ops[2];
+  memset(ops, 0, sizeof(ops));
+  size_t op_count = 0;
+  if (!call->initial_metadata_sent) {
+    call->initial_metadata_sent = true;
+    ops[op_count].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[op_count].data.send_initial_metadata.count = 0;
+    op_count++;
+  }
+  ops[op_count].op = GRPC_OP_SEND_MESSAGE;
+  ops[op_count].data.send_message.send_message = call->send_buffer;
+  op_count++;
+
+  call->send_pending = true;
+  call->send_callback = callback;
+  call->send_ctx = ctx;
+  atomic_fetch_add(&call->grpc_refs, 1);
+  grpc_call_error error =
+      grpc_call_start_batch(call->call, ops, op_count, &call->sent_tag, NULL);
+  int result = WGRPC_STATUS_OK;
+  if (error != GRPC_CALL_OK) {
+    fprintf(stderr, "wgrpc_shim: send batch failed: %s\n",
+            grpc_call_error_to_string(error));
+    call->send_pending = false;
+    grpc_byte_buffer_destroy(call->send_buffer);
+    call->send_buffer = NULL;
+    // The response ref is still held: this cannot free the gRPC side.
+    atomic_fetch_sub(&call->grpc_refs, 1);
+    result = WGRPC_STATUS_INTERNAL;
+  }
+  unlock(&call->mutex);
+  return result;
+}
+
+static void call_send_completed(wgrpc_call *call, bool success) {
+  lock(&call->mutex);
+  WGRPC_ASSERT(call->send_pending, "send completion without a send");
+  call->send_pending = false;
+  grpc_byte_buffer_destroy(call->send_buffer);
+  call->send_buffer = NULL;
+  wgrpc_send_callback callback = call->send_callback;
+  void *ctx = call->send_ctx;
+  if (call->status_deferred) {
+    call->status_deferred = false;
+    call_start_response_batch(call);
+  }
+  unlock(&call->mutex);
+  callback(ctx, success ? 1 : 0);
+  call_grpc_release(call); // the send batch
+}
+
+int wgrpc_call_read_message(wgrpc_call *call, wgrpc_read_callback callback,
+                            void *ctx) {
+  WGRPC_ASSERT(call != NULL && callback != NULL,
+               "wgrpc_call_read_message: NULL argument");
+  lock(&call->mutex);
+  if (call->state != CALL_AWAITING_RESPONSE) {
+    unlock(&call->mutex);
+    return WGRPC_STATUS_CANCELLED;
+  }
+  WGRPC_ASSERT(!call->read_pending,
+               "wgrpc_call_read_message: a read is already in flight");
+  grpc_op op;
+  memset(&op, 0, sizeof(op));
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &call->read_buffer;
+  call->read_buffer = NULL;
+  call->read_pending = true;
+  call->read_callback = callback;
+  call->read_ctx = ctx;
+  atomic_fetch_add(&call->grpc_refs, 1);
+  grpc_call_error error =
+      grpc_call_start_batch(call->call, &op, 1, &call->read_tag, NULL);
+  int result = WGRPC_STATUS_OK;
+  if (error != GRPC_CALL_OK) {
+    fprintf(stderr, "wgrpc_shim: read batch failed: %s\n",
+            grpc_call_error_to_string(error));
+    call->read_pending = false;
+    atomic_fetch_sub(&call->grpc_refs, 1); // the response ref is still held
+    result = WGRPC_STATUS_INTERNAL;
+  }
+  unlock(&call->mutex);
+  return result;
+}
+
+static void call_read_completed(wgrpc_call *call, bool success) {
+  lock(&call->mutex);
+  WGRPC_ASSERT(call->read_pending, "read completion without a read");
+  call->read_pending = false;
+  grpc_byte_buffer *buffer = call->read_buffer;
+  call->read_buffer = NULL;
+  wgrpc_read_callback callback = call->read_callback;
+  void *ctx = call->read_ctx;
+  unlock(&call->mutex);
+
+  // An empty message must still be told apart from the end of the stream.
+  static const uint8_t empty_message[1] = {0};
+  bool delivered = false;
+  if (success && buffer != NULL) {
+    grpc_byte_buffer_reader reader;
+    if (grpc_byte_buffer_reader_init(&reader, buffer)) {
+      grpc_slice message = grpc_byte_buffer_reader_readall(&reader);
+      grpc_byte_buffer_reader_destroy(&reader);
+      size_t length = GRPC_SLICE_LENGTH(message);
+      callback(ctx, length > 0 ? GRPC_SLICE_START_PTR(message) : empty_message,
+               length);
+      grpc_slice_unref(message);
+      delivered = true;
+    }
+  }
+  if (!delivered) {
+    callback(ctx, NULL, 0);
+  }
+  if (buffer != NULL) {
+    grpc_byte_buffer_destroy(buffer);
+  }
+  call_grpc_release(call); // the read batch
+}
+
+int wgrpc_call_on_close(wgrpc_call *call, wgrpc_close_callback callback,
+                        void *ctx) {
+  WGRPC_ASSERT(call != NULL && callback != NULL,
+               "wgrpc_call_on_close: NULL argument");
+  lock(&call->mutex);
+  bool registered = !call->closed;
+  if (registered) {
+    WGRPC_ASSERT(call->close_callback == NULL,
+                 "wgrpc_call_on_close called twice on one call");
+    call->close_callback = callback;
+    call->close_ctx = ctx;
+  }
+  unlock(&call->mutex);
+  return registered ? 1 : 0;
+}
+
+static void call_close_completed(wgrpc_call *call, bool success) {
+  if (call->close_cancelled != 0 || !success) {
+    atomic_store(&call->cancelled, 1);
+  }
+  lock(&call->mutex);
+  call->closed = true;
+  wgrpc_close_callback callback = call->close_callback;
+  void *ctx = call->close_ctx;
+  call->close_callback = NULL;
+  unlock(&call->mutex);
+  if (callback != NULL) {
+    callback(ctx);
+  }
+  call_grpc_release(call); // the close batch
 }
 
 void wgrpc_call_release(wgrpc_call *call) {
@@ -417,10 +646,12 @@ static bool slot_post(request_slot *slot) {
   grpc_metadata_array_init(&slot->request_metadata);
   grpc_call_error error;
   if (slot->method_index >= 0) {
+    // A streaming method's messages are read by the application.
     error = grpc_server_request_registered_call(
         server->server, server->registered_methods[slot->method_index],
-        &slot->call, &slot->deadline, &slot->request_metadata, &slot->payload,
-        server->cq, server->cq, &slot->tag);
+        &slot->call, &slot->deadline, &slot->request_metadata,
+        slot->streaming ? NULL : &slot->payload, server->cq, server->cq,
+        &slot->tag);
   } else {
     grpc_call_details_init(&slot->details);
     error = grpc_server_request_call(server->server, &slot->call,
@@ -529,14 +760,15 @@ static void *cq_thread_main(void *argument) {
     case TAG_REQUEST_UNKNOWN:
       slot_completed(tag->owner, event.success != 0);
       break;
-    case TAG_CALL_CLOSED: {
-      wgrpc_call *call = tag->owner;
-      if (call->close_cancelled != 0 || event.success == 0) {
-        atomic_store(&call->cancelled, 1);
-      }
-      call_grpc_release(call);
+    case TAG_CALL_CLOSED:
+      call_close_completed(tag->owner, event.success != 0);
       break;
-    }
+    case TAG_CALL_SENT:
+      call_send_completed(tag->owner, event.success != 0);
+      break;
+    case TAG_CALL_READ:
+      call_read_completed(tag->owner, event.success != 0);
+      break;
     case TAG_CALL_RESPONDED:
       call_grpc_release(tag->owner);
       break;
@@ -572,6 +804,7 @@ static void server_free(wgrpc_server *server) {
   pthread_cond_destroy(&server->changed);
   pthread_mutex_destroy(&server->mutex);
   free(server->registered_methods);
+  free(server->methods_streaming);
   free(server->slots);
   free(server);
 }
@@ -582,6 +815,15 @@ wgrpc_server *wgrpc_server_create(const char *listen_address,
                                   wgrpc_request_callback callback,
                                   void *user_ctx, char *error,
                                   size_t error_capacity) {
+  return wgrpc_server_create_with_kinds(listen_address, methods, NULL,
+                                        method_count, callback, user_ctx,
+                                        error, error_capacity);
+}
+
+wgrpc_server *wgrpc_server_create_with_kinds(
+    const char *listen_address, const char *const *methods,
+    const int *method_kinds, int method_count, wgrpc_request_callback callback,
+    void *user_ctx, char *error, size_t error_capacity) {
   set_error(error, error_capacity, "");
   if (listen_address == NULL || callback == NULL || method_count < 0 ||
       method_count > WGRPC_METHODS_MAX ||
@@ -618,16 +860,29 @@ wgrpc_server *wgrpc_server_create(const char *listen_address,
 
   server->registered_methods =
       calloc((size_t)method_count + 1, sizeof(void *));
-  WGRPC_ASSERT(server->registered_methods != NULL, "out of memory");
+  server->methods_streaming = calloc((size_t)method_count + 1, sizeof(bool));
+  WGRPC_ASSERT(server->registered_methods != NULL &&
+                   server->methods_streaming != NULL,
+               "out of memory");
   for (int i = 0; i < method_count; i++) {
     if (methods[i] == NULL || methods[i][0] != '/') {
       set_error(error, error_capacity, "method %d is not a path", i);
       server_free(server);
       return NULL;
     }
+    int kind = method_kinds != NULL ? method_kinds[i] : WGRPC_METHOD_UNARY;
+    if (kind != WGRPC_METHOD_UNARY && kind != WGRPC_METHOD_STREAMING) {
+      set_error(error, error_capacity, "method %d has an unknown kind", i);
+      server_free(server);
+      return NULL;
+    }
+    server->methods_streaming[i] = kind == WGRPC_METHOD_STREAMING;
     server->registered_methods[i] = grpc_server_register_method(
         server->server, methods[i], NULL,
-        GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        server->methods_streaming[i]
+            ? GRPC_SRM_PAYLOAD_NONE
+            : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+        0);
     if (server->registered_methods[i] == NULL) {
       set_error(error, error_capacity, "cannot register method %s",
                 methods[i]);
@@ -665,6 +920,8 @@ wgrpc_server *wgrpc_server_create(const char *listen_address,
     int method_index = i / WGRPC_REQUESTS_POSTED_PER_METHOD;
     slot->server = server;
     slot->method_index = method_index < method_count ? method_index : -1;
+    slot->streaming = slot->method_index >= 0 &&
+                      server->methods_streaming[slot->method_index];
     slot->tag = (wgrpc_tag){slot->method_index >= 0 ? TAG_REQUEST_REGISTERED
                                                     : TAG_REQUEST_UNKNOWN,
                             slot};
@@ -711,12 +968,13 @@ static void server_orphan_unanswered_calls(wgrpc_server *server) {
     lock(&call->mutex);
     if (call->state == CALL_AWAITING_RESPONSE) {
       call->state = CALL_ORPHANED;
-      if (call->handed_to_application) {
-        lock(&server->mutex);
-        server->calls_unanswered -= 1;
-        unlock(&server->mutex);
-      }
+      call_mark_answered(call, server);
       call_grpc_release(call); // the response batch that will never run
+    } else if (call->status_deferred) {
+      // Its send may complete after the queue shut down: never start it.
+      call->status_deferred = false;
+      call_mark_answered(call, server);
+      call_grpc_release(call);
     }
     unlock(&call->mutex);
     call_handle_release(call);

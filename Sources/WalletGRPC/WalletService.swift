@@ -1,23 +1,57 @@
-import Synchronization
 import WalletDomain
 
 /// The handlers: decode, validate, call the store, encode, map errors. They
-/// see a request's bytes and a deadline, never the transport.
+/// see a request's bytes and a deadline (or a `ServerStream`), never the
+/// transport.
 package final class WalletService: Sendable {
     private let store: any LedgerStore
     private let pageTokens: PageTokenCodec
-    private let serving = Atomic<Bool>(true)
+    package let health = HealthService()
+    private let reflection = ReflectionService(serviceNames: WalletService.serviceNames)
 
     package init(store: any LedgerStore, pageTokens: PageTokenCodec) {
         self.store = store
         self.pageTokens = pageTokens
     }
 
-    package static var methodPaths: [String] { WalletMethod.allCases.map(\.path) }
+    /// Every registered path: the unary `WalletMethod`s, then the
+    /// `StreamingMethod`s; a transport method index indexes this.
+    package static var methodPaths: [String] {
+        WalletMethod.allCases.map(\.path) + StreamingMethod.allCases.map(\.path)
+    }
 
-    /// Health answers NOT_SERVING from here on (drain).
+    package static var streamingMethodPaths: Set<String> { Set(StreamingMethod.allCases.map(\.path)) }
+
+    /// The services the registered paths belong to, in registration order.
+    package static var serviceNames: [String] {
+        var names: [String] = []
+        for path in methodPaths {
+            let service = String(path.dropFirst().prefix { $0 != "/" })
+            if !names.contains(service) { names.append(service) }
+        }
+        return names
+    }
+
+    /// Health answers NOT_SERVING from here on (drain); open Watch streams
+    /// are told and ended.
     package func stopServing() {
-        serving.store(false, ordering: .releasing)
+        health.stopServing()
+    }
+
+    /// Called on the transport's thread for a streaming method: hands the
+    /// stream to a task at once.
+    package func handle(streamingMethodIndex methodIndex: Int, stream: some ServerStream) {
+        let streamingIndex = methodIndex - WalletMethod.allCases.count
+        guard let method = StreamingMethod(rawValue: streamingIndex) else {
+            stream.finish(RPCStatus(code: RPCStatus.unimplementedCode, message: "unknown method"))
+            return
+        }
+        Task {
+            switch method {
+            case .healthWatch: await self.health.watch(stream)
+            case .reflectionInfo, .reflectionInfoV1Alpha: await self.reflection.serve(stream)
+            }
+        }
     }
 
     /// Called on the transport's thread: hands the work to a task at once.
@@ -75,10 +109,10 @@ package final class WalletService: Sendable {
             return Responses.history(page.transactions, nextPageToken: next)
         case .healthCheck:
             let service = try Requests.healthCheck(request)
-            guard service.isEmpty || service == "wallet.v1.Wallet" else {
+            guard HealthService.serviceNames.contains(service) else {
                 throw LedgerError(.notFound, "SERVICE_NOT_FOUND", "unknown service \(service)")
             }
-            return Responses.health(serving: serving.load(ordering: .acquiring))
+            return Responses.health(health.status(of: service))
         }
     }
 }
@@ -90,16 +124,24 @@ package final class WalletServer: Sendable {
 
     package init(listen: String, service: WalletService) throws {
         self.service = service
-        transport = try GRPCServer(listen: listen, methods: WalletService.methodPaths) { index, request, call in
-            service.handle(methodIndex: index, request: request, deadline: call.deadline) { result in
-                call.respond(result)
+        let unaryMethodCount = WalletMethod.allCases.count
+        transport = try GRPCServer(
+            listen: listen, methods: WalletService.methodPaths, streamingMethods: WalletService.streamingMethodPaths
+        ) { index, request, call in
+            if index >= unaryMethodCount {
+                service.handle(streamingMethodIndex: index, stream: call)
+            } else {
+                service.handle(methodIndex: index, request: request, deadline: call.deadline) { result in
+                    call.respond(result)
+                }
             }
         }
     }
 
     package var port: Int { transport.port }
 
-    /// Stops accepting calls and waits for in-flight ones to be answered.
+    /// Stops accepting calls and waits for in-flight ones to be answered;
+    /// Watch streams end at once with NOT_SERVING.
     package func shutdown(drainTimeoutMilliseconds: Int) {
         service.stopServing()
         transport.shutdown(drainTimeoutMilliseconds: drainTimeoutMilliseconds)

@@ -4,15 +4,25 @@
 // Threading model (server):
 //   - Each server owns one completion queue and one pthread that drains it.
 //   - The request callback runs on that thread and must return quickly.
-//   - wgrpc_call_respond / _is_cancelled / _deadline_remaining_ms / _peer /
-//     _release may be called from any thread.
+//   - wgrpc_call_respond / _finish / _send_message / _read_message /
+//     _on_close / _is_cancelled / _deadline_remaining_ms / _peer / _release
+//     may be called from any thread. Send, read and close callbacks run on
+//     the completion-queue thread too, also during wgrpc_server_shutdown.
 //
 // Call handle lifetime: a wgrpc_call handed to the request callback carries
 // one reference owned by the callee. The callee must call wgrpc_call_respond
-// exactly once and wgrpc_call_release exactly once (in that order, or release
-// alone after respond). gRPC resources of the call are freed as soon as both
-// the response batch and the close notification have completed; the small
-// handle itself lives until wgrpc_call_release.
+// (or wgrpc_call_finish) exactly once and wgrpc_call_release exactly once (in
+// that order, or release alone after respond). gRPC resources of the call are
+// freed as soon as the response batch, the close notification and every send
+// and read have completed; the small handle itself lives until
+// wgrpc_call_release.
+//
+// Streaming (methods registered as WGRPC_METHOD_STREAMING): the request
+// callback gets no message; the callee reads the client's messages with
+// wgrpc_call_read_message, sends its own with wgrpc_call_send_message (at
+// most one read and one send in flight) and ends the call with
+// wgrpc_call_finish. Such a call counts as unanswered for the shutdown drain
+// until it is finished, like a unary call until it is answered.
 //
 // Threading model (client):
 //   - Each channel owns one HTTP/2 connection (never shared with another
@@ -23,11 +33,6 @@
 //   - wgrpc_client_call_unary may be called from any thread, also after
 //     wgrpc_channel_shutdown (it then fails at once). wgrpc_channel_destroy
 //     must be the last use of the handle.
-//
-// Room to grow (kept out of the API until needed):
-//   - server streaming: a wgrpc_call_send_message(call, bytes, len) that
-//     starts a SEND_MESSAGE batch with its own tag, plus
-//     wgrpc_call_respond(..., response NULL) to close the stream.
 
 #ifndef WGRPC_SHIM_H
 #define WGRPC_SHIM_H
@@ -47,6 +52,15 @@ enum {
   WGRPC_STATUS_UNIMPLEMENTED = 12,
   WGRPC_STATUS_INTERNAL = 13,
   WGRPC_STATUS_UNAVAILABLE = 14,
+};
+
+/// How a registered method's messages reach the application.
+enum {
+  /// One request message, handed to the request callback.
+  WGRPC_METHOD_UNARY = 0,
+  /// Any number of messages each way (client, server or bidirectional
+  /// streaming); see "Streaming" above.
+  WGRPC_METHOD_STREAMING = 1,
 };
 
 /// Upper bounds checked by wgrpc_server_create.
@@ -84,6 +98,14 @@ wgrpc_server *wgrpc_server_create(const char *listen_address,
                                   void *user_ctx, char *error,
                                   size_t error_capacity);
 
+/// wgrpc_server_create where `method_kinds[i]` (WGRPC_METHOD_UNARY or
+/// WGRPC_METHOD_STREAMING) says how `methods[i]` is served; `method_kinds`
+/// NULL means every method is unary.
+wgrpc_server *wgrpc_server_create_with_kinds(
+    const char *listen_address, const char *const *methods,
+    const int *method_kinds, int method_count, wgrpc_request_callback callback,
+    void *user_ctx, char *error, size_t error_capacity);
+
 /// The TCP port the server is bound to.
 int wgrpc_server_port(const wgrpc_server *server);
 
@@ -106,6 +128,49 @@ void wgrpc_call_respond(wgrpc_call *call, int status_code, const char *message,
                         const uint8_t *response, size_t response_len,
                         const uint8_t *status_details,
                         size_t status_details_len);
+
+/// Ends a streaming call with a status: wgrpc_call_respond without a
+/// response message. When a send is still in flight the status follows it
+/// once it completed. Same rules as wgrpc_call_respond.
+void wgrpc_call_finish(wgrpc_call *call, int status_code, const char *message,
+                       const uint8_t *status_details,
+                       size_t status_details_len);
+
+/// `ok` is 1 when the message went to the transport, 0 when the call ended
+/// first (client cancel, deadline, connection loss, shutdown).
+typedef void (*wgrpc_send_callback)(void *ctx, int ok);
+
+/// `message` is the next client message (valid only during the callback;
+/// non-NULL also for an empty message), or NULL once the client half-closed
+/// or the call ended.
+typedef void (*wgrpc_read_callback)(void *ctx, const uint8_t *message,
+                                    size_t message_len);
+
+typedef void (*wgrpc_close_callback)(void *ctx);
+
+/// Sends one message (copied before returning), preceded by the initial
+/// metadata on the first send. At most one send may be in flight: starting a
+/// second aborts the process. Returns WGRPC_STATUS_OK when the send started:
+/// `callback` then runs exactly once. CANCELLED when the call was already
+/// answered or orphaned by shutdown, INTERNAL when gRPC core refused; the
+/// callback never runs then.
+int wgrpc_call_send_message(wgrpc_call *call, const uint8_t *message,
+                            size_t message_len, wgrpc_send_callback callback,
+                            void *ctx);
+
+/// Asks for the client's next message. At most one read may be in flight:
+/// starting a second aborts the process. Returns like
+/// wgrpc_call_send_message.
+int wgrpc_call_read_message(wgrpc_call *call, wgrpc_read_callback callback,
+                            void *ctx);
+
+/// Registers `callback` to run once when the call is over for gRPC (status
+/// sent, client cancel, deadline, connection loss, shutdown); see
+/// wgrpc_call_is_cancelled for which. Returns 1 when registered (the
+/// callback then runs exactly once), 0 when the call is already over (it
+/// never runs). At most one registration per call.
+int wgrpc_call_on_close(wgrpc_call *call, wgrpc_close_callback callback,
+                        void *ctx);
 
 /// Drops the caller's reference. The handle must not be used afterwards.
 void wgrpc_call_release(wgrpc_call *call);

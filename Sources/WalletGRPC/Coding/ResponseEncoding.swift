@@ -127,14 +127,16 @@ enum Responses {
         return pack(m)
     }
 
-    static func health(serving: Bool) -> [UInt8] {
+    static func health(_ status: HealthService.ServingStatus) -> [UInt8] {
         let arena = CArena()
         let m = arena.allocate(Grpc__Health__V1__HealthCheckResponse.self)
         grpc__health__v1__health_check_response__init(m)
         m.pointee.status =
-            serving
-            ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-            : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+            switch status {
+            case .serving: GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+            case .notServing: GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+            case .serviceUnknown: GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+            }
         return pack(m)
     }
 

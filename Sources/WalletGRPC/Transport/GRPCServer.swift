@@ -8,7 +8,8 @@ import Darwin
 #endif
 
 /// A gRPC server over the C shim. Unary handlers receive the raw request
-/// bytes and a `ServerCall` to answer.
+/// bytes and a `ServerCall` to answer; streaming handlers receive no bytes and
+/// drive the `ServerCall` as a `ServerStream`.
 ///
 /// `@unchecked Sendable` is safe because `handle` is immutable and only
 /// passed to `wgrpc_server_shutdown`, which runs at most once under `state`'s
@@ -32,13 +33,20 @@ package final class GRPCServer: @unchecked Sendable {
 
     /// Listens on `listen` ("HOST:PORT") for the full method paths in
     /// `methods` ("/wallet.v1.Wallet/Debit"); the handler's `methodIndex`
-    /// indexes `methods`. Other paths are answered UNIMPLEMENTED.
-    package init(listen: String, methods: [String], handler: @escaping Handler) throws {
+    /// indexes `methods`. Paths also in `streamingMethods` are served as
+    /// streams (client, server or bidirectional). Other paths are answered
+    /// UNIMPLEMENTED.
+    package init(
+        listen: String, methods: [String], streamingMethods: Set<String> = [], handler: @escaping Handler
+    ) throws {
         let box = HandlerBox(handler: handler)
         var errorBuffer = [CChar](repeating: 0, count: Int(WGRPC_ERROR_MESSAGE_BYTES_MAX))
+        let kinds: [Int32] = methods.map {
+            streamingMethods.contains($0) ? Int32(WGRPC_METHOD_STREAMING) : Int32(WGRPC_METHOD_UNARY)
+        }
         let created: OpaquePointer? = withCStringArray(methods) { methodPointers in
-            wgrpc_server_create(
-                listen, methodPointers, Int32(methods.count),
+            wgrpc_server_create_with_kinds(
+                listen, methodPointers, kinds, Int32(methods.count),
                 { context, call, methodIndex, request, requestLength in
                     guard let context, let call else { return }
                     let box = Unmanaged<HandlerBox>.fromOpaque(context).takeUnretainedValue()
@@ -69,9 +77,10 @@ package final class GRPCServer: @unchecked Sendable {
     }
 
     /// Stops accepting calls, gives in-flight calls up to the timeout to be
-    /// answered, cancels the rest and frees the server. Blocks until done
-    /// (call it off the cooperative pool when the timeout is long); later
-    /// calls return at once. Responding to a call after this is a no-op.
+    /// answered (streams: finished), cancels the rest and frees the server.
+    /// Blocks until done (call it off the cooperative pool when the timeout
+    /// is long); later calls return at once. Responding to a call after this
+    /// is a no-op.
     package func shutdown(drainTimeoutMilliseconds: Int) {
         state.withLock { state in
             guard state == .running else { return }

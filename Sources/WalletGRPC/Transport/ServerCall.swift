@@ -1,13 +1,14 @@
 import CGRPCShim
 import Synchronization
 
-/// One in-flight unary call. Answer it exactly once with `respond(_:)`, from
-/// any thread.
+/// One in-flight call. Answer a unary call exactly once with `respond(_:)`;
+/// drive a streaming call through `ServerStream` and end it with `finish(_:)`.
+/// Any thread.
 ///
 /// `@unchecked Sendable` is safe because the only stored state is an immutable
 /// handle whose shim functions are documented thread-safe (`wgrpc_shim.h`:
-/// respond, is_cancelled, release may run on any thread), an immutable
-/// deadline, and an `Atomic`.
+/// respond, finish, send, read, on_close, is_cancelled, release may run on any
+/// thread), an immutable deadline, and an `Atomic`.
 package final class ServerCall: @unchecked Sendable {
     private let handle: OpaquePointer
     private let responded = Atomic<Bool>(false)
@@ -48,11 +49,10 @@ package final class ServerCall: @unchecked Sendable {
         return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Sends the response or status. Calling it twice is a bug and traps.
+    /// Sends the response or status. Calling it (or `finish`) twice is a bug
+    /// and traps.
     package func respond(_ result: RPCResult) {
-        let (exchanged, _) = responded.compareExchange(
-            expected: false, desired: true, ordering: .acquiringAndReleasing)
-        precondition(exchanged, "ServerCall.respond called twice")
+        markResponded()
         switch result {
         case .ok(let response):
             // A non-NULL pointer means "send a message", also an empty one.
@@ -70,5 +70,94 @@ package final class ServerCall: @unchecked Sendable {
                     handle, status.code, status.message, nil, 0, details.baseAddress, details.count)
             }
         }
+    }
+
+    private func markResponded() {
+        let (exchanged, _) = responded.compareExchange(
+            expected: false, desired: true, ordering: .acquiringAndReleasing)
+        precondition(exchanged, "ServerCall answered twice")
+    }
+}
+
+extension ServerCall: ServerStream {
+    package func read() async -> [UInt8]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[UInt8]?, Never>) in
+            // Retained until the shim's callback, which runs exactly once
+            // when the read started.
+            let context = Unmanaged.passRetained(Completion(continuation)).toOpaque()
+            let started = wgrpc_call_read_message(
+                handle,
+                { context, message, length in
+                    let completion = Unmanaged<Completion<[UInt8]?>>.fromOpaque(context!).takeRetainedValue()
+                    completion.continuation.resume(
+                        returning: message.map { Array(UnsafeBufferPointer(start: $0, count: length)) })
+                }, context)
+            if started != RPCStatus.okCode {
+                Unmanaged<Completion<[UInt8]?>>.fromOpaque(context).release()
+                continuation.resume(returning: nil)
+            }
+        }
+    }
+
+    package func send(_ message: [UInt8]) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let context = Unmanaged.passRetained(Completion(continuation)).toOpaque()
+            let started = message.withUnsafeBufferPointer { buffer in
+                wgrpc_call_send_message(
+                    handle, buffer.baseAddress, buffer.count,
+                    { context, ok in
+                        let completion = Unmanaged<Completion<Bool>>.fromOpaque(context!).takeRetainedValue()
+                        completion.continuation.resume(returning: ok != 0)
+                    }, context)
+            }
+            if started != RPCStatus.okCode {
+                Unmanaged<Completion<Bool>>.fromOpaque(context).release()
+                continuation.resume(returning: false)
+            }
+        }
+    }
+
+    package func finish(_ status: RPCStatus?) {
+        markResponded()
+        guard let status else {
+            wgrpc_call_finish(handle, RPCStatus.okCode, nil, nil, 0)
+            return
+        }
+        precondition(
+            status.code > RPCStatus.okCode && status.code <= RPCStatus.codeMax,
+            "RPCStatus code \(status.code) is not a failure code")
+        status.details.withUnsafeBufferPointer { details in
+            wgrpc_call_finish(handle, status.code, status.message, details.baseAddress, details.count)
+        }
+    }
+
+    package func onClose(_ body: @escaping @Sendable () -> Void) {
+        let context = Unmanaged.passRetained(CloseHandler(body)).toOpaque()
+        let registered = wgrpc_call_on_close(
+            handle,
+            { context in
+                Unmanaged<CloseHandler>.fromOpaque(context!).takeRetainedValue().body()
+            }, context)
+        if registered == 0 {
+            Unmanaged<CloseHandler>.fromOpaque(context).release()
+            body()
+        }
+    }
+}
+
+/// Carries a continuation through the shim's `void *ctx`.
+private final class Completion<Value: Sendable>: Sendable {
+    let continuation: CheckedContinuation<Value, Never>
+
+    init(_ continuation: CheckedContinuation<Value, Never>) {
+        self.continuation = continuation
+    }
+}
+
+private final class CloseHandler: Sendable {
+    let body: @Sendable () -> Void
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        self.body = body
     }
 }
