@@ -311,6 +311,8 @@ enum Statements {
             FROM wallets WHERE wallet_id = ANY($1::text[]) ORDER BY wallet_id FOR UPDATE
             """)
         connection.prepare("load_assets", "SELECT code, decimal_places FROM assets")
+        connection.prepare("wallet_exists", "SELECT 1 FROM wallets WHERE wallet_id = $1")
+        connection.prepare("asset_exists", "SELECT 1 FROM assets WHERE code = $1")
         connection.prepare(
             "load_balances", "SELECT wallet_id, asset, bucket, posted FROM balances WHERE wallet_id = ANY($1::text[])")
         connection.prepare(

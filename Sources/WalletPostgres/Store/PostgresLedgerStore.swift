@@ -108,6 +108,11 @@ public final class PostgresLedgerStore: LedgerStore {
 
     private let roundRobin = Atomic<Int>(0)
 
+    /// Reads need no order: any worker, in turn.
+    private func reader() -> StoreWorker {
+        workers[roundRobin.add(1, ordering: .relaxed).newValue % workers.count]
+    }
+
     /// Lanes: the wallet's worker. Per-request: any worker, as a pool of
     /// connections would (the baseline: the row lock alone serializes).
     private func writer(for command: Command) -> StoreWorker {
@@ -178,11 +183,11 @@ public final class PostgresLedgerStore: LedgerStore {
 
     /// Runs a read (or a small write outside the lanes) on a worker thread.
     private func onWorker<T: Sendable>(
-        _ key: String, _ body: @escaping @Sendable (PostgresConnection) throws -> T
+        _ label: String, _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws(LedgerError) -> T {
         let log = configuration.log
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, LedgerError>, Never>) in
-            worker(for: key).enqueueRead { connection in
+            reader().enqueueRead { connection in
                 guard let connection else {
                     continuation.resume(returning: .failure(.unavailable("the database is unreachable")))
                     return
@@ -257,28 +262,17 @@ public final class PostgresLedgerStore: LedgerStore {
 
     public func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance] {
         try await onWorker(walletID) { connection in
-            let wallet = try connection.execute("SELECT 1 FROM wallets WHERE wallet_id = $1", [walletID])
-            guard wallet.rowCount == 1 else { throw LedgerError.walletNotFound(walletID) }
-            if !asset.isEmpty {
-                let known = try connection.execute("SELECT 1 FROM assets WHERE code = $1", [asset])
-                guard known.rowCount == 1 else { throw LedgerError.assetNotFound(asset) }
-            }
+            // One round trip, one snapshot (a pipeline is one implicit transaction).
+            let wallets = PostgresText.arrayLiteral([walletID])
+            let rows = try connection.pipeline([
+                ("wallet_exists", [walletID]), ("asset_exists", [asset]), ("load_balances", [wallets]),
+                ("load_open_holds", [wallets]),
+            ])
+            guard rows[0].rowCount == 1 else { throw LedgerError.walletNotFound(walletID) }
+            if !asset.isEmpty, rows[1].rowCount != 1 { throw LedgerError.assetNotFound(asset) }
             var state = LedgerState()
-            let rows = try connection.execute(
-                "SELECT asset, bucket, posted FROM balances WHERE wallet_id = $1", [walletID])
-            for row in 0..<rows.rowCount {
-                state.load(
-                    posted: rows.int64(row: row, column: "posted") ?? 0,
-                    for: BalanceKey(
-                        walletID: walletID, asset: rows.string(row: row, column: "asset") ?? "",
-                        bucket: rows.string(row: row, column: "bucket") ?? ""))
-            }
-            let holds = try connection.execute(
-                """
-                SELECT \(RowCoding.transactionColumns) FROM transactions
-                WHERE wallet_id = $1 AND kind = 'AUTHORIZE' AND status = 'PENDING'
-                """, [walletID])
-            for row in 0..<holds.rowCount { state.load(transaction: RowCoding.transaction(holds, row: row)) }
+            BatchExecutor.loadBalances(rows[2], into: &state)
+            for row in 0..<rows[3].rowCount { state.load(transaction: RowCoding.transaction(rows[3], row: row)) }
             let now = RowCoding.microseconds()
             let codes = asset.isEmpty ? state.assets(ofWallet: walletID) : [asset]
             return codes.map { state.balance(walletID: walletID, asset: $0, now: now) }
