@@ -11,7 +11,8 @@ struct Options {
     var subcommand = Subcommand.serve
     var listen = "127.0.0.1:50051"
     var databaseURL: String?
-    var poolSize = 8
+    /// Nil: chosen by write mode (see `effectivePoolSize`).
+    var poolSize: Int?
     var writeMode = WriteMode.lanes
     var batchSizeMax = 512
     var queueDepthMax = 20_000
@@ -31,7 +32,8 @@ struct Options {
         options (environment variable in brackets):
           --listen HOST:PORT         [WALLET_LISTEN]        default 127.0.0.1:50051
           --database-url URL         [DATABASE_URL]         default: embedded Postgres under --data-dir
-          --pool-size N              [WALLET_POOL_SIZE]     database connections, default 8
+          --pool-size N              [WALLET_POOL_SIZE]     connections (= lanes); default: lanes max(2, cores),
+                                                            per-request max(8, 4 x cores)
           --write-mode MODE          [WALLET_WRITE_MODE]    lanes (default) or per-request
           --batch-size-max N         [WALLET_BATCH_SIZE_MAX] commands per database transaction, default 512
           --queue-depth-max N        [WALLET_QUEUE_DEPTH_MAX] queued commands per lane, default 20000
@@ -84,6 +86,18 @@ struct Options {
             }
         }
         return options
+    }
+
+    /// Lanes batch best when there are few of them (bigger batches, fewer
+    /// commits) but at least one per core; one transaction per operation
+    /// needs many connections to overlap its round trips and lock waits.
+    var effectivePoolSize: Int {
+        if let poolSize { return poolSize }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        switch writeMode {
+        case .lanes: return max(2, cores)
+        case .perRequest: return max(8, 4 * cores)
+        }
     }
 
     private static func number(_ text: String, _ name: String) throws -> Int {

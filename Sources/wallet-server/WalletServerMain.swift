@@ -54,11 +54,11 @@ struct WalletServerMain {
     }
 
     static func serve(_ options: Options) throws {
-        Log.info("starting (write mode \(options.writeMode.rawValue), pool \(options.poolSize))")
+        Log.info("starting (write mode \(options.writeMode.rawValue), pool \(options.effectivePoolSize))")
         let url = try databaseURL(options)
         let store = try PostgresLedgerStore(
             configuration: StoreConfiguration(
-                databaseURL: url, poolSize: options.poolSize, writeMode: options.writeMode,
+                databaseURL: url, poolSize: options.effectivePoolSize, writeMode: options.writeMode,
                 batchSizeMax: options.batchSizeMax, queueDepthMax: options.queueDepthMax,
                 log: { Log.info($0) }))
         Log.info("database ready at \(ConnectionString.redacted(url))")
