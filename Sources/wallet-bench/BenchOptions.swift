@@ -10,6 +10,7 @@ struct BenchOptions: Sendable {
         usage: wallet-bench --target HOST:PORT --scenario NAME --duration SECONDS --concurrency N
                             [--rate R] [--json] [--database-url URL] [--wallets N] [--echo]
                             [--connections N] [--timeout-ms MS] [--retry-share FRACTION] [--zipf-exponent S]
+                            [--retry-transient]
 
           --target HOST:PORT       the wallet server (loopback only)
           --scenario NAME          hot | pot | uniform | zipf | mixed (ignored with --echo)
@@ -24,6 +25,9 @@ struct BenchOptions: Sendable {
           --timeout-ms MS          deadline of each call (default 10000)
           --retry-share FRACTION   mixed: share of calls that resend an earlier request (default 0.1)
           --zipf-exponent S        zipf: skew (default 1.1)
+          --retry-transient        resend a call answered UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED
+                                   (same bytes, same transaction_id) with backoff until it gets a final
+                                   answer, as the game service does; for runs that restart the server
         """
 
     var target = ""
@@ -38,6 +42,7 @@ struct BenchOptions: Sendable {
     var timeoutMilliseconds = 10_000
     var retryShare = 0.1
     var zipfExponent = 1.1
+    var retryTransient = false
 
     /// Wallets of the plan: the flag, or the scenario's default.
     var walletCount: Int {
@@ -87,6 +92,7 @@ struct BenchOptions: Sendable {
             case "--timeout-ms": options.timeoutMilliseconds = try number(flag, 1...3_600_000)
             case "--retry-share": options.retryShare = try number(flag, 0.0...1.0)
             case "--zipf-exponent": options.zipfExponent = try number(flag, 0.0...10.0)
+            case "--retry-transient": options.retryTransient = true
             case "--help", "-h": throw BenchError(usage)
             default: throw BenchError("unknown option \(flag)\n\(usage)")
             }

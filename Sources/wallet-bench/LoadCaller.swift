@@ -1,11 +1,24 @@
+import Dispatch
 import Synchronization
 import WalletGRPC
+
+/// Calls resent after a transient failure (`--retry-transient`), all callers.
+let transientRetries = Atomic<Int>(0)
 
 /// What every caller of a run shares.
 struct LoadSettings: Sendable {
     let workload: Workload?  // nil: echo
     let timeoutMilliseconds: Int
     let endNanoseconds: UInt64
+    /// Resend transient failures (same request) until a final answer.
+    var retryTransient = false
+
+    /// How long after the end a call may still be resent to get its answer.
+    static let retryGraceNanoseconds: UInt64 = 60_000_000_000
+    static let retryBackoffMilliseconds = 50
+    /// UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED: nothing was
+    /// recorded, or the outcome is unknown; the same request is safe to resend.
+    static let transientCodes: Set<Int32> = [14, 4, 8]
 }
 
 /// One caller with at most one call in flight. Closed loop: it sends its next
@@ -70,10 +83,12 @@ final class LoadCaller: Sendable {
         send(intendedStartNanoseconds: intendedStartNanoseconds)
     }
 
-    private func send(intendedStartNanoseconds: UInt64?) {
-        let operation: WorkloadOperation? = settings.workload.map { workload in
-            state.withLock { workload.nextOperation(&$0.workload!) }
-        }
+    private func send(intendedStartNanoseconds: UInt64?, resending: WorkloadOperation? = nil) {
+        let operation: WorkloadOperation? =
+            resending
+            ?? settings.workload.map { workload in
+                state.withLock { workload.nextOperation(&$0.workload!) }
+            }
         let method = operation?.method ?? .healthCheck
         let request = operation?.request ?? WorkloadRequests.healthCheck()
         let start = intendedStartNanoseconds ?? monotonicNanoseconds()
@@ -87,6 +102,18 @@ final class LoadCaller: Sendable {
     private func completed(
         _ operation: WorkloadOperation?, result: ClientResult, latencyNanoseconds: UInt64, completedAt: UInt64
     ) {
+        if settings.retryTransient, let operation, case .failed(let status) = result,
+            LoadSettings.transientCodes.contains(status.code),
+            completedAt < settings.endNanoseconds &+ LoadSettings.retryGraceNanoseconds
+        {
+            // The answer is not final: ask again. Only the final answer is
+            // recorded (and audited); the resends are counted apart.
+            transientRetries.add(1, ordering: .relaxed)
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(LoadSettings.retryBackoffMilliseconds)) {
+                self.send(intendedStartNanoseconds: nil, resending: operation)
+            }
+            return
+        }
         var expected = true
         if let operation, let workload = settings.workload {
             let outcome: CallOutcome

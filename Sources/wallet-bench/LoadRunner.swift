@@ -26,13 +26,15 @@ struct LoadRunner {
     let durationSeconds: Double
     let rate: Double?
     let timeoutMilliseconds: Int
+    var retryTransient = false
 
     func run() async -> Result {
         let recorders = channels.map { _ in LoadRecorder() }
         let start = monotonicNanoseconds()
-        let settings = LoadSettings(
+        var settings = LoadSettings(
             workload: workload, timeoutMilliseconds: timeoutMilliseconds,
             endNanoseconds: start + UInt64(durationSeconds * 1e9))
+        settings.retryTransient = retryTransient
         var seeds = SplitMix64(seed: UInt64(truncatingIfNeeded: start))
         var unsent = 0
 

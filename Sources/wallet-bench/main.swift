@@ -34,10 +34,14 @@ func runBench() async throws -> BenchReport {
         workload = created
     }
 
-    let runner = LoadRunner(
+    var runner = LoadRunner(
         channels: channels, workload: workload, concurrency: options.concurrency,
         durationSeconds: options.durationSeconds, rate: options.rate, timeoutMilliseconds: options.timeoutMilliseconds)
+    runner.retryTransient = options.retryTransient
     let result = await runner.run()
+    if options.retryTransient {
+        log("retried transient failures: \(transientRetries.load(ordering: .relaxed)) resends")
+    }
 
     var audit: LedgerAudit.Report?
     if let databaseURL = options.databaseURL, let workload {

@@ -292,6 +292,19 @@ struct BatchExecutor {
 
 /// The statements a worker prepares on each connection.
 enum Statements {
+    /// Every statement a worker runs looks rows up by key. A prepared
+    /// statement's generic plan is made once per session, and one made while
+    /// a table is still small (a new database) picks a sequential scan and
+    /// keeps it as the table grows, until an ANALYZE invalidates it: seen here
+    /// as load_transactions and load_entries going from microseconds to
+    /// milliseconds per batch within seconds of a fresh start. Workers never
+    /// want a sequential scan, so they rule them out. (Session state: with a
+    /// transaction-mode pooler, set it on the role instead:
+    /// `ALTER ROLE … SET enable_seqscan = off`.)
+    static func configureSession(_ connection: PostgresConnection) throws(PostgresError) {
+        try connection.executeScript("SET enable_seqscan = off")
+    }
+
     static func prepareAll(on connection: PostgresConnection) {
         connection.prepare("begin", "BEGIN")
         connection.prepare("commit", "COMMIT")

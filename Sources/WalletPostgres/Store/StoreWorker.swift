@@ -146,8 +146,10 @@ final class StoreWorker: @unchecked Sendable {
         do {
             if let connection {
                 try connection.reconnect()
+                try Statements.configureSession(connection)
             } else {
                 let fresh = try PostgresConnection(url: settings.databaseURL)
+                try Statements.configureSession(fresh)
                 Statements.prepareAll(on: fresh)
                 connection = fresh
                 executor = BatchExecutor(connection: fresh, houseSlot: settings.houseSlot)
