@@ -141,7 +141,7 @@ public final class PostgresLedgerStore: LedgerStore {
 
     /// Wallets of recent holds and debits (the targets of Settle, Rollback
     /// and Expire), so their batches can lock without a lookup first.
-    static let targetHintsMax = 100_000
+    static let targetHintsMax = 20_000
     private let targetHints = Mutex<[String: WalletHint]>([:])
 
     private func remember(_ record: TransactionRecord) {
