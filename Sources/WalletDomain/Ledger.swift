@@ -70,8 +70,12 @@ public enum Ledger {
             footprint.walletIDs.insert(c.toWalletID)
         case .settle(let c):
             addTarget(c.authorizationID)
+            // Settling or rolling back an expired hold writes its expiry.
+            footprint.transactionIDs.insert(Reserved.expireTransactionID(holdID: c.authorizationID))
             if !c.destinationWalletID.isEmpty { footprint.walletIDs.insert(c.destinationWalletID) }
-        case .rollback(let c): addTarget(c.targetTransactionID)
+        case .rollback(let c):
+            addTarget(c.targetTransactionID)
+            footprint.transactionIDs.insert(Reserved.expireTransactionID(holdID: c.targetTransactionID))
         case .reverse(let c): addTarget(c.originalTransactionID)
         case .expire(let holdID): addTarget(holdID)
         }
@@ -199,10 +203,11 @@ private struct Context {
 
     /// What a bucket can still give: available, plus the overdraft for cash.
     func capacity(_ key: BalanceKey, wallet: WalletRecord, ignoringHold: String? = nil) -> Int64 {
-        let available = state.posted(key) - state.held(key, now: now, ignoringHold: ignoringHold)
-        let floor = key.bucket == Bucket.cash ? wallet.overdraftLimit : 0
-        let (capacity, overflow) = available.addingReportingOverflow(floor)
-        return overflow ? .max : Swift.max(0, capacity)
+        // Int128: posted, held and the overdraft are each Int64, their
+        // combination need not be.
+        let available = Int128(state.posted(key)) - state.heldExactly(key, now: now, ignoringHold: ignoringHold)
+        let floor = key.bucket == Bucket.cash ? Int128(wallet.overdraftLimit) : 0
+        return Int64(clamping: Swift.max(0, available + floor))
     }
 
     /// Draws `amount` from buckets in funding order; nil when they cannot cover it.
@@ -239,9 +244,9 @@ private struct Context {
             }
             let before = state.posted(key)
             if value < before {
-                let floor: Int64 = key.bucket == Bucket.cash ? -wallet.overdraftLimit : 0
-                let held = state.held(key, now: now, ignoringHold: ignoringHold)
-                if value - held < floor { return .insufficientFunds }
+                let floor: Int128 = key.bucket == Bucket.cash ? -Int128(wallet.overdraftLimit) : 0
+                let held = state.heldExactly(key, now: now, ignoringHold: ignoringHold)
+                if Int128(value) - held < floor { return .insufficientFunds }
             }
             // A wallet's total per asset must stay representable too.
             var total: Int64 = 0
@@ -501,6 +506,7 @@ private struct Context {
     mutating func expire(holdID: String) throws(LedgerError) -> OperationResult {
         let id = Reserved.expireTransactionID(holdID: holdID)
         if let existing = state.transactions[id] {
+            precondition(existing.kind == .expire, "\(id) holds a \(existing.kind.rawValue), not an expiry")
             return OperationResult(transaction: existing, replayed: true, balance: balance(of: existing))
         }
         guard let hold = state.transactions[holdID], hold.isOpenHold, hold.expiresAt <= now else {

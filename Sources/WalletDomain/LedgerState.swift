@@ -71,11 +71,17 @@ public struct LedgerState: Sendable {
     /// What open, unexpired holds reserve in one bucket. An expired hold stops
     /// counting at its expiry instant, whether or not it was released yet.
     public func held(_ key: BalanceKey, now: Timestamp, ignoringHold ignored: String? = nil) -> Int64 {
-        var total: Int64 = 0
+        Int64(clamping: heldExactly(key, now: now, ignoringHold: ignored))
+    }
+
+    /// The same sum without a ceiling: many large holds on a wallet with a
+    /// large overdraft may add up past Int64.
+    public func heldExactly(_ key: BalanceKey, now: Timestamp, ignoringHold ignored: String? = nil) -> Int128 {
+        var total: Int128 = 0
         for holdID in openHolds[key.walletID] ?? [] where holdID != ignored {
             guard let hold = transactions[holdID], hold.asset == key.asset, hold.expiresAt > now else { continue }
             for part in hold.funding where part.bucket == key.bucket {
-                total += part.amount
+                total += Int128(part.amount)
             }
         }
         return total
@@ -90,8 +96,10 @@ public struct LedgerState: Sendable {
         let rows = buckets.map { bucket in
             let key = BalanceKey(walletID: walletID, asset: asset, bucket: bucket)
             let posted = posted(key)
-            let held = held(key, now: now)
-            return BucketBalance(bucket: bucket, posted: posted, held: held, available: posted - held)
+            let held = heldExactly(key, now: now)
+            return BucketBalance(
+                bucket: bucket, posted: posted, held: Int64(clamping: held),
+                available: Int64(clamping: Int128(posted) - held))
         }
         return Balance(walletID: walletID, asset: asset, buckets: rows)
     }

@@ -201,44 +201,54 @@ public struct RequestFingerprint: Sendable, Equatable {
             self.init([])
             return
         }
-        let pairs: [(String, String)] = encoded.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            guard let equals = line.firstIndex(of: "=") else { return (String(line), "") }
-            return (String(line[..<equals]), Self.unescape(String(line[line.index(after: equals)...])))
+        // Split on bytes, not Characters: a value may begin with a combining
+        // mark, which would fuse with a separator into one grapheme.
+        let bytes = Array(encoded.utf8)
+        let pairs: [(String, String)] = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map {
+            line in
+            guard let equals = line.firstIndex(of: UInt8(ascii: "=")) else {
+                return (String(decoding: line, as: UTF8.self), "")
+            }
+            return (
+                String(decoding: line[..<equals], as: UTF8.self),
+                Self.unescape(String(decoding: line[(equals + 1)...], as: UTF8.self))
+            )
         }
         self.init(pairs)
     }
 
     static func escape(_ value: String) -> String {
-        var out = ""
-        for character in value {
-            switch character {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            default: out.append(character)
+        var out: [UInt8] = []
+        out.reserveCapacity(value.utf8.count)
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            default: out.append(byte)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func unescape(_ value: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         var escaping = false
-        for character in value {
+        for byte in value.utf8 {
             if escaping {
-                switch character {
-                case "n": out.append("\n")
-                case "r": out.append("\r")
-                default: out.append(character)
+                switch byte {
+                case UInt8(ascii: "n"): out.append(UInt8(ascii: "\n"))
+                case UInt8(ascii: "r"): out.append(UInt8(ascii: "\r"))
+                default: out.append(byte)
                 }
                 escaping = false
-            } else if character == "\\" {
+            } else if byte == UInt8(ascii: "\\") {
                 escaping = true
             } else {
-                out.append(character)
+                out.append(byte)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A map as one canonical value: sorted `key=value` joined by `;`, with
@@ -246,12 +256,14 @@ public struct RequestFingerprint: Sendable, Equatable {
     /// never share a value.
     public static func mapValue(_ map: [String: String]) -> String {
         func escaped(_ text: String) -> String {
-            var out = ""
-            for character in text {
-                if character == "\\" || character == "=" || character == ";" { out.append("\\") }
-                out.append(character)
+            var out: [UInt8] = []
+            for byte in text.utf8 {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: ";") {
+                    out.append(UInt8(ascii: "\\"))
+                }
+                out.append(byte)
             }
-            return out
+            return String(decoding: out, as: UTF8.self)
         }
         return map.keys.sorted().map { "\(escaped($0))=\(escaped(map[$0]!))" }.joined(separator: ";")
     }

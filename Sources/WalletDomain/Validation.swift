@@ -24,7 +24,9 @@ public enum Validate {
         guard bytes.allSatisfy({ $0 >= 0x20 && $0 <= 0x7e }) else {
             throw .invalid(field, "\(field) must be printable ASCII")
         }
-        if field == "transaction_id", Reserved.isReserved(value) {
+        // Every id field: a caller must not name (and so tombstone or reverse)
+        // the service's own transactions, such as a hold's expiry.
+        if Reserved.isReserved(value) {
             throw .invalid(field, "\(field) may not start with \(Reserved.prefix)")
         }
     }

@@ -60,6 +60,8 @@ struct BatchExecutor {
         _ = try? connection.executeScript("ROLLBACK")
     }
 
+    /// `now` is a fallback: the batch uses the database's clock, read after
+    /// its locks.
     private mutating func applyInTransaction(
         _ commands: [Command], hints: [WalletHint?], now: Timestamp, lockHint: Set<String>
     ) throws -> [Result<OperationResult, LedgerError>] {
@@ -97,12 +99,19 @@ struct BatchExecutor {
             ("lock_wallets", [walletsParameter]), ("load_balances", [walletsParameter]),
             ("load_open_holds", [walletsParameter]),
             // Read (again) under the locks: a target's status may have changed.
-            ("load_transactions", [idsParameter]), ("load_entries", [idsParameter]),
+            // The rows are locked too: a tombstone that two batches on other
+            // wallets both want to turn into a pinned rejection goes to one.
+            ("load_transactions_locked", [idsParameter]), ("load_entries", [idsParameter]),
+            // The time the rules use, taken after the locks from the one
+            // clock every instance shares: hold expiry cannot depend on which
+            // server's clock runs ahead, or on how long a batch waited.
+            ("clock", []),
         ]
         let needsAssets = !assetsCached(for: commands, known: known)
         if needsAssets { reads.append(("load_assets", [])) }
         let second = Array(try connection.pipeline(reads)[readsStart...])
         known = Self.transactions(second[3], entries: second[4])
+        let now = second[5].int64(row: 0, column: 0) ?? now
         var needed = lockSet
         for command in commands {
             needed.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
@@ -199,6 +208,9 @@ struct BatchExecutor {
     func writes(_ state: LedgerState) -> [(name: String, parameters: [String?])] {
         var statements: [(name: String, parameters: [String?])] = []
         let inserted = state.insertedTransactionIDs.compactMap { state.transactions[$0] }
+        // Ids in one global order: two batches inserting the same new ids
+        // wait on each other in a line, not a cycle.
+        let insertedByID = inserted.sorted { $0.id < $1.id }
         let replaced = state.replacedTransactionIDs.sorted().compactMap { state.transactions[$0] }
         if !replaced.isEmpty {
             statements.append(("replace_transactions", transactionColumns(replaced)))
@@ -207,7 +219,7 @@ struct BatchExecutor {
             if !inserted.isEmpty {
                 // No ON CONFLICT: an id another instance wrote first fails the
                 // whole pipeline, before COMMIT (see `apply`).
-                statements.append(("insert_transactions", transactionColumns(inserted)))
+                statements.append(("insert_transactions", transactionColumns(insertedByID)))
             }
             var entryColumns: [[String?]] = Array(repeating: [], count: 8)
             var historyWallets: [String?] = []
@@ -307,10 +319,18 @@ enum Statements {
 
     static func prepareAll(on connection: PostgresConnection) {
         connection.prepare("begin", "BEGIN")
+        connection.prepare("begin_snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         connection.prepare("commit", "COMMIT")
         connection.prepare(
             "load_transactions",
             "SELECT \(RowCoding.transactionColumns) FROM transactions WHERE transaction_id = ANY($1::text[])")
+        connection.prepare(
+            "load_transactions_locked",
+            """
+            SELECT \(RowCoding.transactionColumns) FROM transactions WHERE transaction_id = ANY($1::text[])
+            ORDER BY transaction_id FOR UPDATE
+            """)
+        connection.prepare("clock", "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
         connection.prepare(
             "load_entries",
             """

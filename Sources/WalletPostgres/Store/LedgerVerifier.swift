@@ -82,6 +82,17 @@ public enum LedgerVerifier {
             WHERE h.kind = 'AUTHORIZE' AND h.status = 'EXPIRED'
             GROUP BY h.transaction_id HAVING count(x.transaction_id) <> 1
             """)
+        try check(
+            "an expiry id holds something else, or an EXPIRE's hold is not EXPIRED (transaction kind target)",
+            """
+            SELECT x.transaction_id, x.kind, x.target_id FROM transactions x
+            LEFT JOIN transactions h ON h.transaction_id = x.target_id
+            WHERE (x.transaction_id LIKE 'sys:expire:%' AND x.kind <> 'EXPIRE')
+               OR (x.kind = 'EXPIRE' AND (h.transaction_id IS NULL OR h.kind <> 'AUTHORIZE' OR h.status <> 'EXPIRED'))
+            """)
+        try check(
+            "a stored request does not match its hash (transaction)",
+            "SELECT transaction_id FROM transactions WHERE request_hash <> sha256(convert_to(request, 'UTF8'))")
         // 5. hash chains: gapless sequences, each hash recomputed, heads match.
         var lastWallet = ""
         var lastSequence: Int64 = 0

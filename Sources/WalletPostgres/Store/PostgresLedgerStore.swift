@@ -192,6 +192,13 @@ public final class PostgresLedgerStore: LedgerStore {
                     continuation.resume(returning: .failure(.unavailable("the database is unreachable")))
                     return
                 }
+                // A read that failed inside its own BEGIN must not leave the
+                // worker's session in a transaction.
+                defer {
+                    if connection.isConnected, connection.isInTransaction {
+                        _ = try? connection.executeScript("ROLLBACK")
+                    }
+                }
                 do {
                     continuation.resume(returning: .success(try body(connection)))
                 } catch let error as LedgerError {
@@ -262,18 +269,20 @@ public final class PostgresLedgerStore: LedgerStore {
 
     public func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance] {
         try await onWorker(walletID) { connection in
-            // One round trip, one snapshot (a pipeline is one implicit transaction).
+            // One round trip, one snapshot (REPEATABLE READ: balances and holds
+            // as of the same commit), and the database's clock for expiry.
             let wallets = PostgresText.arrayLiteral([walletID])
-            let rows = try connection.pipeline([
-                ("wallet_exists", [walletID]), ("asset_exists", [asset]), ("load_balances", [wallets]),
-                ("load_open_holds", [wallets]),
+            let all = try connection.pipeline([
+                ("begin_snapshot", []), ("wallet_exists", [walletID]), ("asset_exists", [asset]),
+                ("load_balances", [wallets]), ("load_open_holds", [wallets]), ("clock", []), ("commit", []),
             ])
+            let rows = Array(all[1...])
             guard rows[0].rowCount == 1 else { throw LedgerError.walletNotFound(walletID) }
             if !asset.isEmpty, rows[1].rowCount != 1 { throw LedgerError.assetNotFound(asset) }
             var state = LedgerState()
             BatchExecutor.loadBalances(rows[2], into: &state)
             for row in 0..<rows[3].rowCount { state.load(transaction: RowCoding.transaction(rows[3], row: row)) }
-            let now = RowCoding.microseconds()
+            let now = rows[4].int64(row: 0, column: 0) ?? RowCoding.microseconds()
             let codes = asset.isEmpty ? state.assets(ofWallet: walletID) : [asset]
             return codes.map { state.balance(walletID: walletID, asset: $0, now: now) }
         }

@@ -166,9 +166,13 @@ final class StoreWorker: @unchecked Sendable {
         var lockHint = Set<String>()
         var attempts = 0
         let attemptsMax = 8
+        // Set once an attempt may have committed (the connection went away
+        // around COMMIT): from then on a caller's answer must come from the
+        // ledger (a retry replays it), never "deadline passed, nothing recorded".
+        var possiblyCommitted = false
         while !pending.isEmpty {
             let now = ContinuousClock.now
-            let live = pending.filter { item in
+            let live = possiblyCommitted ? Array(pending) : pending.filter { item in
                 if let deadline = item.deadline, deadline <= now {
                     item.completion(.failure(.deadlineExceeded()))
                     return false
@@ -177,7 +181,11 @@ final class StoreWorker: @unchecked Sendable {
             }
             guard !live.isEmpty else { return }
             guard ensureConnection() != nil, var executor else {
-                fail(live, .unavailable("the database is unreachable; nothing was recorded"))
+                fail(
+                    live,
+                    possiblyCommitted
+                        ? .unavailable("the database went away during commit; retry with the same transaction_id")
+                        : .unavailable("the database is unreachable; nothing was recorded"))
                 return
             }
             do throws(BatchFailure) {
@@ -191,38 +199,48 @@ final class StoreWorker: @unchecked Sendable {
                         fail(live, .internalError("a command could not take the locks it needs"))
                         return
                     }
-                    lockHint.formUnion(Ledger.footprint(of: live[0].command, known: [:], houseSlot: settings.houseSlot).walletIDs)
+                    lockHint.formUnion(
+                        Ledger.footprint(of: live[0].command, known: [:], houseSlot: settings.houseSlot).walletIDs)
                 }
-                pending = live.dropFirst(results.count)
+                pending = live.dropFirst(results.count)[...]
                 if !results.isEmpty {
                     lockHint = []
                     attempts = 0
+                    possiblyCommitted = false
                 }
             } catch {
                 self.executor = executor
                 attempts += 1
                 switch error {
                 case .retry(let wallets):
+                    // Rolled back before COMMIT: nothing of this attempt is recorded.
                     lockHint.formUnion(wallets)
                     pending = live[...]
                     if attempts > attemptsMax {
+                        if live.count > 1 {
+                            // One command's lasting conflict must not fail its neighbours.
+                            for item in live { runBatch([item]) }
+                            return
+                        }
                         fail(live, .unavailable("contention: retry later; nothing was recorded"))
                         return
                     }
                 case .database(let error):
                     settings.log("\(name): batch of \(live.count) failed: \(error)")
-                    if error.isRetryable, attempts <= attemptsMax {
+                    let outcomeUnknown = error.isConnectionFailure || error.kind == .unexpectedResult
+                    if outcomeUnknown { possiblyCommitted = true }
+                    if error.isRetryable || outcomeUnknown, attempts <= attemptsMax {
                         pending = live[...]
                         continue
                     }
-                    if live.count > 1 {
+                    if live.count > 1, !possiblyCommitted {
                         // Keep one bad command from failing its neighbours.
                         for item in live { runBatch([item]) }
                         return
                     }
                     let failure: LedgerError =
-                        error.isConnectionFailure
-                        ? .unavailable("the database is unreachable; retry: the transaction_id makes it safe")
+                        possiblyCommitted
+                        ? .unavailable("the database went away during commit; retry with the same transaction_id")
                         : .internalError("storage error; nothing was recorded")
                     fail(live, failure)
                     return
