@@ -123,14 +123,17 @@ public struct Authorize: Sendable {
         self.funding = try Validate.funding(funding)
         try Validate.stringMap(metadata, field: "metadata")
         guard expiresInMilliseconds >= 0, expiresInMilliseconds <= Limits.holdExpiryMaxMilliseconds else {
-            throw .invalid("expires_in_ms", "expires_in_ms must be 0 (default 15 minutes) to \(Limits.holdExpiryMaxMilliseconds) (7 days)")
+            throw .invalid(
+                "expires_in_ms",
+                "expires_in_ms must be 0 (default 15 minutes) to \(Limits.holdExpiryMaxMilliseconds) (7 days)")
         }
         self.transactionID = transactionID
         self.walletID = walletID
         self.asset = asset
         self.amount = amount
         self.metadata = metadata
-        self.expiresInMilliseconds = expiresInMilliseconds == 0 ? Limits.holdExpiryDefaultMilliseconds : expiresInMilliseconds
+        self.expiresInMilliseconds =
+            expiresInMilliseconds == 0 ? Limits.holdExpiryDefaultMilliseconds : expiresInMilliseconds
     }
 
     var fingerprint: RequestFingerprint {

@@ -6,7 +6,9 @@ public enum HashChain {
     /// The canonical content is a versioned, newline-separated text: stable,
     /// easy to reproduce in any language (docs/architecture.md shows it).
     public static func canonicalContent(entry: Entry, transactionID: String) -> [UInt8] {
-        Array("v1\n\(entry.walletID)\n\(entry.asset)\n\(entry.bucket)\n\(entry.amount)\n\(entry.sequence)\n\(transactionID)".utf8)
+        Array(
+            "v1\n\(entry.walletID)\n\(entry.asset)\n\(entry.bucket)\n\(entry.amount)\n\(entry.sequence)\n\(transactionID)"
+                .utf8)
     }
 
     public static func hash(previous: [UInt8], entry: Entry, transactionID: String) -> [UInt8] {

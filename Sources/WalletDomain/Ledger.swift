@@ -215,7 +215,8 @@ private struct Context {
         var remaining = amount
         var parts: [BucketAmount] = []
         for bucket in funding where remaining > 0 {
-            let take = Swift.min(remaining, capacity(BalanceKey(walletID: wallet.id, asset: asset, bucket: bucket), wallet: wallet))
+            let take = Swift.min(
+                remaining, capacity(BalanceKey(walletID: wallet.id, asset: asset, bucket: bucket), wallet: wallet))
             if take > 0 {
                 parts.append(BucketAmount(bucket: bucket, amount: take))
                 remaining -= take
@@ -286,7 +287,8 @@ private struct Context {
         record.entries = chain(record.entries, transactionID: record.id)
         record.targetFound = targetFound
         state.insert(record)
-        return OperationResult(transaction: record, replayed: false, balance: balance(of: record), targetFound: targetFound)
+        return OperationResult(
+            transaction: record, replayed: false, balance: balance(of: record), targetFound: targetFound)
     }
 
     // MARK: Operations
@@ -318,10 +320,14 @@ private struct Context {
         try requireAsset(c.asset)
         let house = try houseWallet(asset: c.asset, forWallet: c.walletID)
         guard let parts = draw(c.amount, from: c.funding, wallet: wallet, asset: c.asset) else {
-            throw reject(.insufficientFunds, record, "available funds in \(c.funding.joined(separator: ", ")) do not cover \(c.amount)")
+            throw reject(
+                .insufficientFunds, record,
+                "available funds in \(c.funding.joined(separator: ", ")) do not cover \(c.amount)")
         }
         record.funding = parts
-        record.entries = parts.map { Entry(walletID: c.walletID, asset: c.asset, bucket: $0.bucket, amount: -$0.amount) }
+        record.entries = parts.map {
+            Entry(walletID: c.walletID, asset: c.asset, bucket: $0.bucket, amount: -$0.amount)
+        }
         record.entries.append(Entry(walletID: house, asset: c.asset, bucket: Bucket.cash, amount: c.amount))
         if let reason = post(record.entries, transactionID: record.id) {
             throw reject(reason, record, "the debit cannot be posted: \(reason.rawValue)")
@@ -338,7 +344,9 @@ private struct Context {
         let wallet = try requireWallet(c.walletID)
         try requireAsset(c.asset)
         guard let parts = draw(c.amount, from: c.funding, wallet: wallet, asset: c.asset) else {
-            throw reject(.insufficientFunds, record, "available funds in \(c.funding.joined(separator: ", ")) do not cover \(c.amount)")
+            throw reject(
+                .insufficientFunds, record,
+                "available funds in \(c.funding.joined(separator: ", ")) do not cover \(c.amount)")
         }
         record.funding = parts
         return commit(record)
@@ -347,7 +355,12 @@ private struct Context {
     mutating func settle(_ c: Settle) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
         if let replayed = try replay(
-            TransactionRecord(id: c.transactionID, kind: .settle, status: .posted, walletID: "", asset: "", amount: c.captureAmount, createdAt: now, metadata: c.metadata, targetID: c.authorizationID, request: request)) { return replayed }
+            TransactionRecord(
+                id: c.transactionID, kind: .settle, status: .posted, walletID: "", asset: "", amount: c.captureAmount,
+                createdAt: now, metadata: c.metadata, targetID: c.authorizationID, request: request))
+        {
+            return replayed
+        }
         guard let hold = state.transactions[c.authorizationID], hold.kind == .authorize else {
             throw LedgerError.transactionNotFound(c.authorizationID)
         }
@@ -387,7 +400,8 @@ private struct Context {
         let receiver = c.destinationWalletID.isEmpty ? house : c.destinationWalletID
         record.entries.append(Entry(walletID: receiver, asset: hold.asset, bucket: Bucket.cash, amount: capture))
         if c.payout > 0 {
-            record.entries.append(Entry(walletID: wallet.id, asset: hold.asset, bucket: c.payoutBucket, amount: c.payout))
+            record.entries.append(
+                Entry(walletID: wallet.id, asset: hold.asset, bucket: c.payoutBucket, amount: c.payout))
             record.entries.append(Entry(walletID: house, asset: hold.asset, bucket: Bucket.cash, amount: -c.payout))
         }
         if let reason = post(record.entries, transactionID: record.id, ignoringHold: hold.id) {
@@ -400,7 +414,12 @@ private struct Context {
     mutating func rollback(_ c: Rollback) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
         if let replayed = try replay(
-            TransactionRecord(id: c.transactionID, kind: .rollback, status: .posted, walletID: "", asset: "", amount: 0, createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, request: request)) { return replayed }
+            TransactionRecord(
+                id: c.transactionID, kind: .rollback, status: .posted, walletID: "", asset: "", amount: 0,
+                createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, request: request))
+        {
+            return replayed
+        }
         var record = TransactionRecord(
             id: c.transactionID, kind: .rollback, status: .posted, walletID: "", asset: "", amount: 0,
             createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, request: request)
@@ -425,7 +444,8 @@ private struct Context {
             record.entries = target.funding.map {
                 Entry(walletID: target.walletID, asset: target.asset, bucket: $0.bucket, amount: $0.amount)
             }
-            record.entries.append(Entry(walletID: house, asset: target.asset, bucket: Bucket.cash, amount: -target.amount))
+            record.entries.append(
+                Entry(walletID: house, asset: target.asset, bucket: Bucket.cash, amount: -target.amount))
             if let reason = post(record.entries, transactionID: record.id) {
                 throw reject(reason, record, "the rollback cannot be posted: \(reason.rawValue)")
             }
@@ -439,7 +459,8 @@ private struct Context {
             (.authorize, .rejected):
             break  // nothing left to return: OK, and no money moves
         case (.authorize, .settled):
-            throw reject(.alreadySettled, record, "authorization \(target.id) is settled; use Reverse on its settlement")
+            throw reject(
+                .alreadySettled, record, "authorization \(target.id) is settled; use Reverse on its settlement")
         case (.debit, .reversed):
             throw reject(.alreadyReversed, record, "debit \(target.id) was reversed")
         default:
@@ -451,7 +472,12 @@ private struct Context {
     mutating func reverse(_ c: Reverse) throws(LedgerError) -> OperationResult {
         let request = c.fingerprint
         if let replayed = try replay(
-            TransactionRecord(id: c.transactionID, kind: .reverse, status: .posted, walletID: "", asset: "", amount: 0, createdAt: now, metadata: c.metadata, targetID: c.originalTransactionID, request: request)) { return replayed }
+            TransactionRecord(
+                id: c.transactionID, kind: .reverse, status: .posted, walletID: "", asset: "", amount: 0,
+                createdAt: now, metadata: c.metadata, targetID: c.originalTransactionID, request: request))
+        {
+            return replayed
+        }
         guard let original = state.transactions[c.originalTransactionID], original.kind != .tombstone else {
             throw LedgerError.transactionNotFound(c.originalTransactionID)
         }

@@ -51,7 +51,9 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public static func deadlineExceeded() -> LedgerError {
-        LedgerError(.deadlineExceeded, "DEADLINE_EXCEEDED", "the deadline passed before the operation started; nothing was recorded")
+        LedgerError(
+            .deadlineExceeded, "DEADLINE_EXCEEDED",
+            "the deadline passed before the operation started; nothing was recorded")
     }
 
     public static func internalError(_ message: String) -> LedgerError {

@@ -80,7 +80,9 @@ public struct Entry: Sendable, Equatable {
     public var sequence: UInt64
     public var hash: [UInt8]
 
-    public init(walletID: String, asset: String, bucket: String, amount: Int64, sequence: UInt64 = 0, hash: [UInt8] = []) {
+    public init(
+        walletID: String, asset: String, bucket: String, amount: Int64, sequence: UInt64 = 0, hash: [UInt8] = []
+    ) {
         self.walletID = walletID
         self.asset = asset
         self.bucket = bucket
@@ -204,7 +206,8 @@ public struct RequestFingerprint: Sendable, Equatable {
         // Split on bytes, not Characters: a value may begin with a combining
         // mark, which would fuse with a separator into one grapheme.
         let bytes = Array(encoded.utf8)
-        let pairs: [(String, String)] = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map {
+        let pairs: [(String, String)] = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map
+        {
             line in
             guard let equals = line.firstIndex(of: UInt8(ascii: "=")) else {
                 return (String(decoding: line, as: UTF8.self), "")

@@ -1,18 +1,22 @@
 /// Shape checks for caller-supplied values. They run before anything is
 /// looked up, so a malformed request records nothing.
 public enum Validate {
-    public static func walletID(_ value: String, field: String = "wallet_id", allowReserved: Bool = false) throws(LedgerError) {
+    public static func walletID(_ value: String, field: String = "wallet_id", allowReserved: Bool = false)
+        throws(LedgerError)
+    {
         let bytes = value.utf8
         guard !bytes.isEmpty, bytes.count <= Limits.walletIDBytesMax else {
             throw .invalid(field, "\(field) must be 1 to \(Limits.walletIDBytesMax) bytes")
         }
         for byte in bytes {
-            let ok = isAlphanumeric(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+            let ok =
+                isAlphanumeric(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
                 || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "@") || byte == UInt8(ascii: "-")
             guard ok else { throw .invalid(field, "\(field) may hold only [A-Za-z0-9._:@-]") }
         }
         if !allowReserved, Reserved.isReserved(value) {
-            throw .invalid(field, "\(field) may not start with \(Reserved.prefix): system wallets are not operated by callers")
+            throw .invalid(
+                field, "\(field) may not start with \(Reserved.prefix): system wallets are not operated by callers")
         }
     }
 

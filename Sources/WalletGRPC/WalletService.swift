@@ -55,7 +55,10 @@ package final class WalletService: Sendable {
     }
 
     /// Called on the transport's thread: hands the work to a task at once.
-    package func handle(methodIndex: Int, request: [UInt8], deadline: ContinuousClock.Instant?, respond: @escaping @Sendable (RPCResult) -> Void) {
+    package func handle(
+        methodIndex: Int, request: [UInt8], deadline: ContinuousClock.Instant?,
+        respond: @escaping @Sendable (RPCResult) -> Void
+    ) {
         guard let method = WalletMethod(rawValue: methodIndex) else {
             respond(.failed(RPCStatus(code: RPCStatus.unimplementedCode, message: "unknown method")))
             return
@@ -65,7 +68,9 @@ package final class WalletService: Sendable {
         }
     }
 
-    package func dispatch(_ method: WalletMethod, _ request: [UInt8], deadline: ContinuousClock.Instant?) async -> RPCResult {
+    package func dispatch(_ method: WalletMethod, _ request: [UInt8], deadline: ContinuousClock.Instant?) async
+        -> RPCResult
+    {
         do throws(LedgerError) {
             return .ok(try await run(method, request, deadline: deadline))
         } catch {
@@ -73,7 +78,8 @@ package final class WalletService: Sendable {
         }
     }
 
-    private func run(_ method: WalletMethod, _ request: [UInt8], deadline: ContinuousClock.Instant?) async throws(LedgerError)
+    private func run(_ method: WalletMethod, _ request: [UInt8], deadline: ContinuousClock.Instant?)
+        async throws(LedgerError)
         -> [UInt8]
     {
         switch method {

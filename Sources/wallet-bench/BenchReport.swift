@@ -22,11 +22,13 @@ struct BenchReport: Sendable {
     var text: String {
         let totals = result.totals
         let histogram = totals.histogram
-        let loop = options.rate.map { "open loop at \(format($0, 0)) calls/s, at most \(options.concurrency) in flight" }
+        let loop =
+            options.rate.map { "open loop at \(format($0, 0)) calls/s, at most \(options.concurrency) in flight" }
             ?? "closed loop, \(options.concurrency) callers"
         var lines = [
             "wallet-bench: scenario \(options.scenario.rawValue), \(loop), \(options.connections) connections, "
-                + "\(format(options.durationSeconds, 1)) s" + (runID.map { ", run \($0), \(walletCount) wallets" } ?? ""),
+                + "\(format(options.durationSeconds, 1)) s"
+                + (runID.map { ", run \($0), \(walletCount) wallets" } ?? ""),
             "calls: \(totals.succeeded) ok, \(totals.failed) failed in \(format(result.elapsedSeconds, 2)) s: "
                 + "\(format(throughput, 1)) ops/s",
             "latency ms (ok calls): p50 \(format(milliseconds(0.5), 3))  p90 \(format(milliseconds(0.9), 3))  "
@@ -46,7 +48,8 @@ struct BenchReport: Sendable {
                     + "\(books.retriesInDoubt) in doubt")
         }
         if let books = bookkeeping, !books.inDoubt.isEmpty {
-            lines.append("in doubt (lost answers): \(books.inDoubt.count) transactions, \(books.walletsInDoubt.count) wallets")
+            lines.append(
+                "in doubt (lost answers): \(books.inDoubt.count) transactions, \(books.walletsInDoubt.count) wallets")
         }
         if let audit {
             if audit.ok {
@@ -87,7 +90,9 @@ struct BenchReport: Sendable {
             ("errors", "\(totals.failed)"),
             (
                 "errors_by_code",
-                "{" + totals.errors.sorted { $0.key < $1.key }.map { "\(quoted($0.key)):\($0.value)" }.joined(separator: ",")
+                "{"
+                    + totals.errors.sorted { $0.key < $1.key }.map { "\(quoted($0.key)):\($0.value)" }.joined(
+                        separator: ",")
                     + "}"
             ),
             ("unexpected", "\(totals.unexpected)"),

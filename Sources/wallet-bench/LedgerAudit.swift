@@ -79,7 +79,8 @@ enum LedgerAudit {
         for row in 0..<balances.rowCount {
             posted[balances.string(row: row, column: 0) ?? ""] = balances.int64(row: row, column: 1) ?? 0
         }
-        var wrongBalance = Problems(title: "posted balance differs from the acknowledged operations (wallet expected found)")
+        var wrongBalance = Problems(
+            title: "posted balance differs from the acknowledged operations (wallet expected found)")
         for wallet in 0..<plan.totalWalletCount {
             if books.walletsInDoubt.contains(wallet) {
                 report.walletsSkipped += 1
@@ -88,7 +89,9 @@ enum LedgerAudit {
             report.walletsChecked += 1
             let id = plan.walletID(wallet)
             let found = posted[id] ?? 0
-            if found != books.expectedPosted[wallet] { wrongBalance.add("\(id) \(books.expectedPosted[wallet]) \(found)") }
+            if found != books.expectedPosted[wallet] {
+                wrongBalance.add("\(id) \(books.expectedPosted[wallet]) \(found)")
+            }
         }
 
         for problems in [foreign, missing, wrongStatus, halfApplied, neverAnswered, wrongBalance] {

@@ -120,14 +120,16 @@ final class LoadCaller: Sendable {
             switch result {
             case .ok(let response):
                 let replayed =
-                    operation.retry == nil ? nil : ResponseDecoding.replayed(method: operation.method, response: response)
+                    operation.retry == nil
+                    ? nil : ResponseDecoding.replayed(method: operation.method, response: response)
                 outcome = .acknowledged(replayed: replayed)
             case .failed(let status):
                 outcome = CallOutcome(code: status.code, replayed: nil)
             }
             expected = state.withLock { workload.complete(operation, outcome: outcome, caller: &$0.workload!) }
         }
-        recorder.record(latencyNanoseconds: latencyNanoseconds, completedAt: completedAt, result: result, expected: expected)
+        recorder.record(
+            latencyNanoseconds: latencyNanoseconds, completedAt: completedAt, result: result, expected: expected)
 
         switch mode {
         case .closedLoop:

@@ -22,7 +22,8 @@ enum SetupPhase {
                 let wallet = next
                 next += 1
                 group.addTask {
-                    try await prepare(wallet: wallet, workload: workload, channel: channel, timeoutMilliseconds: timeoutMilliseconds)
+                    try await prepare(
+                        wallet: wallet, workload: workload, channel: channel, timeoutMilliseconds: timeoutMilliseconds)
                 }
             }
             while next < min(callsInFlightMax, total) { addNext() }

@@ -156,7 +156,8 @@ final class Workload: Sendable {
                 effect: .rollbackDebit(target: debit.number, wallet: debit.wallet, amount: debit.amount))
         case .getBalance:
             return WorkloadOperation(
-                method: .getBalance, request: WorkloadRequests.getBalance(walletID: plan.walletID(wallet), asset: plan.asset),
+                method: .getBalance,
+                request: WorkloadRequests.getBalance(walletID: plan.walletID(wallet), asset: plan.asset),
                 transactionNumber: nil)
         }
     }

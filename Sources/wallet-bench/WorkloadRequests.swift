@@ -64,7 +64,8 @@ enum WorkloadRequests {
 
     /// Captures the whole hold; `destinationWalletID` empty means the house.
     static func settle(transactionID: String, authorizationID: String, destinationWalletID: String) -> [UInt8] {
-        withCStrings(transactionID, authorizationID, destinationWalletID) { transactionID, authorizationID, destination in
+        withCStrings(transactionID, authorizationID, destinationWalletID) {
+            transactionID, authorizationID, destination in
             var m = Wallet__V1__SettleRequest()
             wallet__v1__settle_request__init(&m)
             m.transaction_id = transactionID
@@ -125,7 +126,9 @@ enum WorkloadRequests {
         a.withCString { a in
             b.withCString { b in
                 c.withCString { c in
-                    body(UnsafeMutablePointer(mutating: a), UnsafeMutablePointer(mutating: b), UnsafeMutablePointer(mutating: c))
+                    body(
+                        UnsafeMutablePointer(mutating: a), UnsafeMutablePointer(mutating: b),
+                        UnsafeMutablePointer(mutating: c))
                 }
             }
         }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import WalletGRPC
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// wallet-bench: load the wallet server through the gRPC core shim, then
 /// audit what it acknowledged. Exit status 0 = ok, 1 = a check failed,

@@ -48,10 +48,16 @@ struct Options {
         if let value = environment["DATABASE_URL"], !value.isEmpty { options.databaseURL = value }
         if let value = environment["WALLET_POOL_SIZE"] { options.poolSize = try number(value, "WALLET_POOL_SIZE") }
         if let value = environment["WALLET_WRITE_MODE"] { options.writeMode = try mode(value) }
-        if let value = environment["WALLET_BATCH_SIZE_MAX"] { options.batchSizeMax = try number(value, "WALLET_BATCH_SIZE_MAX") }
-        if let value = environment["WALLET_QUEUE_DEPTH_MAX"] { options.queueDepthMax = try number(value, "WALLET_QUEUE_DEPTH_MAX") }
+        if let value = environment["WALLET_BATCH_SIZE_MAX"] {
+            options.batchSizeMax = try number(value, "WALLET_BATCH_SIZE_MAX")
+        }
+        if let value = environment["WALLET_QUEUE_DEPTH_MAX"] {
+            options.queueDepthMax = try number(value, "WALLET_QUEUE_DEPTH_MAX")
+        }
         if let value = environment["WALLET_DATA_DIR"] { options.dataDirectory = value }
-        if let value = environment["WALLET_EMBEDDED_PORT"] { options.embeddedPort = try number(value, "WALLET_EMBEDDED_PORT") }
+        if let value = environment["WALLET_EMBEDDED_PORT"] {
+            options.embeddedPort = try number(value, "WALLET_EMBEDDED_PORT")
+        }
 
         var rest = arguments[...]
         if let first = rest.first, let subcommand = Subcommand(rawValue: first) {

@@ -9,7 +9,8 @@ struct WalletServerMain {
     static func main() {
         let options: Options
         do {
-            options = try Options.parse(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+            options = try Options.parse(
+                Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
         } catch let error as UsageError {
             if let message = error.message { FileHandle.standardError.write(Data("error: \(message)\n".utf8)) }
             print(Options.usage)
@@ -22,7 +23,10 @@ struct WalletServerMain {
             case .serve: try serve(options)
             case .migrate:
                 let applied = try PostgresLedgerStore.migrate(databaseURL: try databaseURL(options))
-                print(applied.isEmpty ? "migrations: up to date" : "migrations applied: \(applied.map(String.init).joined(separator: ", "))")
+                print(
+                    applied.isEmpty
+                        ? "migrations: up to date"
+                        : "migrations applied: \(applied.map(String.init).joined(separator: ", "))")
             case .verify:
                 let problems = try LedgerVerifier.verify(databaseURL: try databaseURL(options))
                 if problems.isEmpty {

@@ -46,10 +46,16 @@ struct LargeAmountTests {
             .credit(try Credit(transactionID: "c", walletID: "w", asset: "USD", amount: 1, bucket: "", metadata: [:])),
             deadline: nil)
         _ = try await store.execute(
-            .authorize(try Authorize(transactionID: "a1", walletID: "w", asset: "USD", amount: .max, funding: [], metadata: [:], expiresInMilliseconds: 0)),
+            .authorize(
+                try Authorize(
+                    transactionID: "a1", walletID: "w", asset: "USD", amount: .max, funding: [], metadata: [:],
+                    expiresInMilliseconds: 0)),
             deadline: nil)
         let second = try await store.execute(
-            .authorize(try Authorize(transactionID: "a2", walletID: "w", asset: "USD", amount: 1, funding: [], metadata: [:], expiresInMilliseconds: 0)),
+            .authorize(
+                try Authorize(
+                    transactionID: "a2", walletID: "w", asset: "USD", amount: 1, funding: [], metadata: [:],
+                    expiresInMilliseconds: 0)),
             deadline: nil)
         #expect(second.balance?.held == .max)
         let state = await store.state

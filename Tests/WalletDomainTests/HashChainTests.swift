@@ -27,14 +27,22 @@ struct HashChainTests {
                     .utf8),
             digest: "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"),
         // Padding edges: one block, the length just fitting or not, two blocks.
-        Vector(name: "55 a", message: a(55), digest: "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"),
-        Vector(name: "56 a", message: a(56), digest: "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"),
-        Vector(name: "63 a", message: a(63), digest: "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34"),
-        Vector(name: "64 a", message: a(64), digest: "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"),
-        Vector(name: "65 a", message: a(65), digest: "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0"),
-        Vector(name: "119 a", message: a(119), digest: "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"),
-        Vector(name: "120 a", message: a(120), digest: "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c"),
-        Vector(name: "128 a", message: a(128), digest: "6836cf13bac400e9105071cd6af47084dfacad4e5e302c94bfed24e013afb73e"),
+        Vector(
+            name: "55 a", message: a(55), digest: "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"),
+        Vector(
+            name: "56 a", message: a(56), digest: "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"),
+        Vector(
+            name: "63 a", message: a(63), digest: "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34"),
+        Vector(
+            name: "64 a", message: a(64), digest: "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"),
+        Vector(
+            name: "65 a", message: a(65), digest: "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0"),
+        Vector(
+            name: "119 a", message: a(119), digest: "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"),
+        Vector(
+            name: "120 a", message: a(120), digest: "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c"),
+        Vector(
+            name: "128 a", message: a(128), digest: "6836cf13bac400e9105071cd6af47084dfacad4e5e302c94bfed24e013afb73e"),
     ]
 
     static func a(_ count: Int) -> [UInt8] { [UInt8](repeating: UInt8(ascii: "a"), count: count) }
@@ -167,7 +175,9 @@ struct HashChainTests {
         for wallet in original.wallets.values { forged.load(wallet: wallet) }
         for (walletAsset, buckets) in original.postings {
             for (bucket, posted) in buckets {
-                forged.load(posted: posted, for: BalanceKey(walletID: walletAsset.walletID, asset: walletAsset.asset, bucket: bucket))
+                forged.load(
+                    posted: posted,
+                    for: BalanceKey(walletID: walletAsset.walletID, asset: walletAsset.asset, bucket: bucket))
             }
         }
         var c1 = try #require(original.transactions["c1"])

@@ -21,15 +21,20 @@ struct HoldTests {
         #expect(result.transaction.kind == .authorize)
         #expect(result.transaction.status == .pending)
         #expect(result.transaction.entries.isEmpty)
-        #expect(result.transaction.funding == [
-            BucketAmount(bucket: "cash", amount: 1_000), BucketAmount(bucket: "bonus", amount: 200),
-        ])
+        #expect(
+            result.transaction.funding == [
+                BucketAmount(bucket: "cash", amount: 1_000), BucketAmount(bucket: "bonus", amount: 200),
+            ])
         #expect(result.transaction.expiresAt == ledger.clock.now + Limits.holdExpiryDefaultMilliseconds * 1000)
         #expect(result.balance?.posted == 1_500)
         #expect(result.balance?.held == 1_200)
         #expect(result.balance?.available == 300)
-        #expect(try await ledger.bucket("alice", "cash") == BucketBalance(bucket: "cash", posted: 1_000, held: 1_000, available: 0))
-        #expect(try await ledger.bucket("alice", "bonus") == BucketBalance(bucket: "bonus", posted: 500, held: 200, available: 300))
+        #expect(
+            try await ledger.bucket("alice", "cash")
+                == BucketBalance(bucket: "cash", posted: 1_000, held: 1_000, available: 0))
+        #expect(
+            try await ledger.bucket("alice", "bonus")
+                == BucketBalance(bucket: "bonus", posted: 500, held: 200, available: 300))
 
         // What is held cannot be spent twice.
         try await ledger.fails(debit("d1", "alice", 1, funding: ["cash"]), "INSUFFICIENT_FUNDS")
@@ -160,7 +165,8 @@ struct HoldTests {
         let ledger = try await Self.seated()
         try await ledger.ok(authorize("h1", "alice", 300))
         try await ledger.ok(settle("s1", "h1", capture: 100))
-        let error = try await ledger.fails(settle("s2", "h1", capture: 100), "ALREADY_SETTLED", code: .failedPrecondition)
+        let error = try await ledger.fails(
+            settle("s2", "h1", capture: 100), "ALREADY_SETTLED", code: .failedPrecondition)
         #expect(error?.metadata["posted"] == "1400")
         #expect(try await ledger.posted("alice") == 900)
         // Pinned.
@@ -290,7 +296,8 @@ struct HoldTests {
 
     @Test func authorizeIsPinnedInsufficientFunds() async throws {
         let ledger = try await Self.seated()
-        let error = try await ledger.fails(authorize("h1", "alice", 2_000, funding: ["cash", "bonus"]), "INSUFFICIENT_FUNDS")
+        let error = try await ledger.fails(
+            authorize("h1", "alice", 2_000, funding: ["cash", "bonus"]), "INSUFFICIENT_FUNDS")
         #expect(error?.metadata["available"] == "1500")
         try await ledger.ok(credit("c-more", "alice", 5_000))
         try await ledger.fails(authorize("h1", "alice", 2_000, funding: ["cash", "bonus"]), "INSUFFICIENT_FUNDS")

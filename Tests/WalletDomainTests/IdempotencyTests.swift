@@ -204,7 +204,8 @@ struct IdempotencyTests {
         (["a=b": "c"], ["a": "b=c"]),
         (["a": "x\\", "b": "y"], ["a": "x;b=y"]),
     ])
-    func differentMetadataIsAMismatchEvenWhenItLooksAlike(first: [String: String], retry: [String: String]) async throws {
+    func differentMetadataIsAMismatchEvenWhenItLooksAlike(first: [String: String], retry: [String: String]) async throws
+    {
         let ledger = try await LedgerHarness()
         try await ledger.wallet("alice")
         try await ledger.ok(credit("c1", "alice", 100, metadata: first))
@@ -216,6 +217,7 @@ struct IdempotencyTests {
         let a = RequestFingerprint.mapValue(["k": "v;x=y"])
         let b = RequestFingerprint.mapValue(["k": "v", "x": "y"])
         #expect(a != b)
-        #expect(RequestFingerprint.mapValue(["b": "2", "a": "1"]) == RequestFingerprint.mapValue(["a": "1", "b": "2"]))
+        #expect(
+            RequestFingerprint.mapValue(["b": "2", "a": "1"]) == RequestFingerprint.mapValue(["a": "1", "b": "2"]))
     }
 }

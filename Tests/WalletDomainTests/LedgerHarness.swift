@@ -120,7 +120,8 @@ func credit(
     metadata: [String: String] = [:]
 ) throws -> Command {
     .credit(
-        try Credit(transactionID: id, walletID: walletID, asset: asset, amount: amount, bucket: bucket, metadata: metadata))
+        try Credit(
+            transactionID: id, walletID: walletID, asset: asset, amount: amount, bucket: bucket, metadata: metadata))
 }
 
 func debit(
@@ -128,7 +129,8 @@ func debit(
     metadata: [String: String] = [:]
 ) throws -> Command {
     .debit(
-        try Debit(transactionID: id, walletID: walletID, asset: asset, amount: amount, funding: funding, metadata: metadata))
+        try Debit(
+            transactionID: id, walletID: walletID, asset: asset, amount: amount, funding: funding, metadata: metadata))
 }
 
 func authorize(

@@ -42,9 +42,10 @@ struct OperationTests {
 
         let result = try await ledger.ok(debit("d1", "alice", 700, funding: ["bonus", "cash", "points"]))
 
-        #expect(result.transaction.funding == [
-            BucketAmount(bucket: "bonus", amount: 500), BucketAmount(bucket: "cash", amount: 200),
-        ])
+        #expect(
+            result.transaction.funding == [
+                BucketAmount(bucket: "bonus", amount: 500), BucketAmount(bucket: "cash", amount: 200),
+            ])
         #expect(result.transaction.net("alice", "bonus") == -500)
         #expect(result.transaction.net("alice", "cash") == -200)
         #expect(result.transaction.net("alice", "points") == 0)
@@ -188,9 +189,11 @@ struct OperationTests {
     ])
     func createWalletAgainWithOtherParametersIsWalletExists(overdraft: Int64, labels: [String: String]) async throws {
         let ledger = try await LedgerHarness()
-        _ = try await ledger.store.createWallet(CreateWallet(walletID: "alice", overdraftLimit: 100, labels: ["tier": "gold"]))
+        _ = try await ledger.store.createWallet(
+            CreateWallet(walletID: "alice", overdraftLimit: 100, labels: ["tier": "gold"]))
         do {
-            _ = try await ledger.store.createWallet(CreateWallet(walletID: "alice", overdraftLimit: overdraft, labels: labels))
+            _ = try await ledger.store.createWallet(
+                CreateWallet(walletID: "alice", overdraftLimit: overdraft, labels: labels))
             Issue.record("expected WALLET_EXISTS")
         } catch {
             #expect(error.code == .alreadyExists)
@@ -248,10 +251,11 @@ struct OperationTests {
         #expect(balance.posted == 1_200)
         #expect(balance.held == 1_100)
         #expect(balance.available == 100)
-        #expect(balance.buckets == [
-            BucketBalance(bucket: "bonus", posted: 200, held: 100, available: 100),
-            BucketBalance(bucket: "cash", posted: 1_000, held: 1_000, available: 0),
-        ])
+        #expect(
+            balance.buckets == [
+                BucketBalance(bucket: "bonus", posted: 200, held: 100, available: 100),
+                BucketBalance(bucket: "cash", posted: 1_000, held: 1_000, available: 0),
+            ])
         await ledger.expectAuditClean()
     }
 
@@ -322,7 +326,8 @@ struct OperationTests {
         try await ledger.wallet("alice")
         try await ledger.ok(credit("c-max", "whale", Int64.max))
         try await ledger.ok(credit("c-alice", "alice", 10))
-        try await ledger.fails(transfer("t1", from: "alice", to: "whale", 10), "BALANCE_OVERFLOW", code: .failedPrecondition)
+        try await ledger.fails(
+            transfer("t1", from: "alice", to: "whale", 10), "BALANCE_OVERFLOW", code: .failedPrecondition)
         #expect(try await ledger.posted("alice") == 10)
         #expect(try await ledger.transaction("t1").get().status == .rejected)
         try await ledger.ok(debit("d1", "whale", 100))

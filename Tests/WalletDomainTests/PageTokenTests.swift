@@ -97,9 +97,10 @@ struct PageTokenTests {
         try await ledger.ok(rollback("cancel", "bet"))
 
         let alice = try await ledger.store.history(walletID: "alice", limit: 100, before: nil)
-        #expect(alice.transactions.map(\.id) == [
-            "cancel", "bet", "cash-out", Reserved.expireTransactionID(holdID: "h2"), "h2", "commit", "buy-in", "c1",
-        ])
+        #expect(
+            alice.transactions.map(\.id) == [
+                "cancel", "bet", "cash-out", Reserved.expireTransactionID(holdID: "h2"), "h2", "commit", "buy-in", "c1",
+            ])
         #expect(alice.nextCursor == nil)
         let pot = try await ledger.store.history(walletID: "pot", limit: 100, before: nil)
         #expect(pot.transactions.map(\.id) == ["cash-out", "commit"])

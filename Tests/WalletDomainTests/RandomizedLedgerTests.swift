@@ -141,7 +141,11 @@ struct RandomizedLedgerTests {
                 command = try credit(id, wallet, amount * 3, bucket: bucket)
                 expected = .success
                 apply = { model, _ in
-                    model.insert(id, .init(kind: .credit, status: .posted, walletID: wallet, effect: [key(wallet, bucket): amount * 3]))
+                    model.insert(
+                        id,
+                        .init(
+                            kind: .credit, status: .posted, walletID: wallet, effect: [key(wallet, bucket): amount * 3])
+                    )
                     model.apply([key(wallet, bucket): amount * 3])
                 }
             case 20..<36:
@@ -160,8 +164,11 @@ struct RandomizedLedgerTests {
                         #expect(result.transaction.funding == parts, "debit \(debitID) drew other buckets")
                         var effect: [BalanceKey: Int64] = [:]
                         for part in parts { effect[key(wallet, part.bucket), default: 0] -= part.amount }
-                        model.insert(debitID, .init(
-                            kind: .debit, status: .posted, walletID: wallet, effect: effect, parts: parts, amount: amount))
+                        model.insert(
+                            debitID,
+                            .init(
+                                kind: .debit, status: .posted, walletID: wallet, effect: effect, parts: parts,
+                                amount: amount))
                         model.apply(effect)
                     }
                 } else {
@@ -174,28 +181,35 @@ struct RandomizedLedgerTests {
                     expected = .success
                     apply = { model, result in
                         #expect(result.transaction.funding == parts, "authorize \(id) reserved other buckets")
-                        model.insert(id, .init(
-                            kind: .authorize, status: .pending, walletID: wallet, parts: parts, amount: amount,
-                            expiresAt: now + expiresIn * 1000))
+                        model.insert(
+                            id,
+                            .init(
+                                kind: .authorize, status: .pending, walletID: wallet, parts: parts, amount: amount,
+                                expiresAt: now + expiresIn * 1000))
                     }
                 } else {
                     expected = model.reject(id, kind: .authorize, wallet: wallet, "INSUFFICIENT_FUNDS")
                 }
             case 50..<64:
-                guard let holdID = ids(of: [.authorize]).filter({ model.records[$0]?.status != .rejected })
-                    .randomElement(using: &random), let hold = model.records[holdID]
+                guard
+                    let holdID = ids(of: [.authorize]).filter({ model.records[$0]?.status != .rejected })
+                        .randomElement(using: &random), let hold = model.records[holdID]
                 else { continue }
-                let capture = Int.random(in: 0..<4, using: &random) == 0 ? 0 : Int64.random(in: 1...(hold.amount + 20), using: &random)
+                let capture =
+                    Int.random(in: 0..<4, using: &random) == 0
+                    ? 0 : Int64.random(in: 1...(hold.amount + 20), using: &random)
                 let payout = Bool.random(using: &random) ? 0 : Int64.random(in: 1...300, using: &random)
                 let payoutBucket = Self.buckets.randomElement(using: &random)!
-                let destination = Bool.random(using: &random)
+                let destination =
+                    Bool.random(using: &random)
                     ? "" : Self.wallets.filter { $0 != hold.walletID }.randomElement(using: &random)!
                 command = try settle(
                     id, holdID, capture: capture, payout: payout, payoutBucket: payoutBucket, destination: destination)
                 let captured = capture == 0 ? hold.amount : capture
                 switch hold.status {
                 case .settled: expected = model.reject(id, kind: .settle, wallet: hold.walletID, "ALREADY_SETTLED")
-                case .rolledBack: expected = model.reject(id, kind: .settle, wallet: hold.walletID, "ALREADY_ROLLED_BACK")
+                case .rolledBack:
+                    expected = model.reject(id, kind: .settle, wallet: hold.walletID, "ALREADY_ROLLED_BACK")
                 case .expired: expected = model.reject(id, kind: .settle, wallet: hold.walletID, "HOLD_EXPIRED")
                 case .pending where hold.expiresAt <= now:
                     model.records[holdID]?.status = .expired
@@ -240,7 +254,8 @@ struct RandomizedLedgerTests {
                             #expect(result.targetFound)
                             let effect = target.effect.mapValues { -$0 }
                             model.records[targetID]?.status = .rolledBack
-                            model.insert(id, .init(kind: .rollback, status: .posted, walletID: target.walletID, effect: effect))
+                            model.insert(
+                                id, .init(kind: .rollback, status: .posted, walletID: target.walletID, effect: effect))
                             model.apply(effect)
                         }
                     case (.authorize, .pending), (.debit, .rolledBack), (.debit, .rejected), (.authorize, .rolledBack),
@@ -263,7 +278,8 @@ struct RandomizedLedgerTests {
                     }
                 }
             case 76..<82:
-                guard let originalID = ids(of: [.credit, .debit, .settle, .transfer]).randomElement(using: &random) else {
+                guard let originalID = ids(of: [.credit, .debit, .settle, .transfer]).randomElement(using: &random)
+                else {
                     continue
                 }
                 let original = model.records[originalID]!
@@ -281,7 +297,8 @@ struct RandomizedLedgerTests {
                     expected = .success
                     apply = { model, _ in
                         model.records[originalID]?.status = .reversed
-                        model.insert(id, .init(kind: .reverse, status: .posted, walletID: original.walletID, effect: effect))
+                        model.insert(
+                            id, .init(kind: .reverse, status: .posted, walletID: original.walletID, effect: effect))
                         model.apply(effect)
                     }
                 }
@@ -299,7 +316,8 @@ struct RandomizedLedgerTests {
                     expected = model.reject(id, kind: .transfer, wallet: wallet, "INSUFFICIENT_FUNDS")
                 }
             case 92..<95:
-                guard let holdID = ids(of: [.authorize]).randomElement(using: &random), let hold = model.records[holdID] else {
+                guard let holdID = ids(of: [.authorize]).randomElement(using: &random), let hold = model.records[holdID]
+                else {
                     continue
                 }
                 let outcome = await ledger.run(.expire(holdID: holdID))
@@ -309,7 +327,8 @@ struct RandomizedLedgerTests {
                     model.records[holdID]?.status = .expired
                 case (.expired, .success(let result)):
                     #expect(result.replayed)
-                case (_, .failure(let error)) where hold.status != .expired && !(hold.status == .pending && hold.expiresAt <= now):
+                case (_, .failure(let error))
+                where hold.status != .expired && !(hold.status == .pending && hold.expiresAt <= now):
                     #expect(error.reason == "NOT_EXPIRED")
                 default:
                     Issue.record("expire of \(holdID) (\(hold.status)) gave \(outcome)")

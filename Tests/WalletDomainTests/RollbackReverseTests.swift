@@ -100,7 +100,8 @@ struct RollbackReverseTests {
         #expect(result.transaction.kind == .rollback)
 
         // The bet arrives after its cancel: refused, no money taken.
-        let debitError = try await ledger.fails(debit("late-bet", "alice", 50), "ALREADY_ROLLED_BACK", code: .failedPrecondition)
+        let debitError = try await ledger.fails(
+            debit("late-bet", "alice", 50), "ALREADY_ROLLED_BACK", code: .failedPrecondition)
         #expect(debitError != nil)
         #expect(try await ledger.posted("alice") == 100)
         // Retried: the same answer.

@@ -28,14 +28,19 @@ private func creditWith(
     id: String = "t1", wallet: String = "alice", asset: String = "USD", amount: Int64 = 1, bucket: String = "",
     metadata: [String: String] = [:]
 ) throws(LedgerError) {
-    _ = try Credit(transactionID: id, walletID: wallet, asset: asset, amount: amount, bucket: bucket, metadata: metadata)
+    _ = try Credit(
+        transactionID: id, walletID: wallet, asset: asset, amount: amount, bucket: bucket, metadata: metadata)
 }
 
-private func debitWith(amount: Int64 = 1, funding: [String] = [], metadata: [String: String] = [:]) throws(LedgerError) {
-    _ = try Debit(transactionID: "t1", walletID: "alice", asset: "USD", amount: amount, funding: funding, metadata: metadata)
+private func debitWith(amount: Int64 = 1, funding: [String] = [], metadata: [String: String] = [:]) throws(LedgerError)
+{
+    _ = try Debit(
+        transactionID: "t1", walletID: "alice", asset: "USD", amount: amount, funding: funding, metadata: metadata)
 }
 
-private func authorizeWith(amount: Int64 = 1, funding: [String] = [], expiresInMilliseconds: Int64 = 0) throws(LedgerError) {
+private func authorizeWith(amount: Int64 = 1, funding: [String] = [], expiresInMilliseconds: Int64 = 0)
+    throws(LedgerError)
+{
     _ = try Authorize(
         transactionID: "t1", walletID: "alice", asset: "USD", amount: amount, funding: funding, metadata: [:],
         expiresInMilliseconds: expiresInMilliseconds)
@@ -50,9 +55,12 @@ private func settleWith(
         payoutBucket: payoutBucket, destinationWalletID: destination, metadata: metadata)
 }
 
-private func transferWith(from: String = "a", to: String = "b", amount: Int64 = 1, bucket: String = "") throws(LedgerError) {
+private func transferWith(from: String = "a", to: String = "b", amount: Int64 = 1, bucket: String = "")
+    throws(LedgerError)
+{
     _ = try Transfer(
-        transactionID: "t1", fromWalletID: from, toWalletID: to, asset: "USD", amount: amount, bucket: bucket, metadata: [:])
+        transactionID: "t1", fromWalletID: from, toWalletID: to, asset: "USD", amount: amount, bucket: bucket,
+        metadata: [:])
 }
 
 @Suite("Validation: malformed requests are INVALID_<FIELD> with `field`")
@@ -78,9 +86,13 @@ struct ValidationTests {
         // asset: 1 to 16 of A-Z 0-9 _
         InvalidRequest(name: "empty asset", field: "asset") { try creditWith(asset: "") },
         InvalidRequest(name: "lowercase asset", field: "asset") { try creditWith(asset: "usd") },
-        InvalidRequest(name: "17-byte asset", field: "asset") { try creditWith(asset: String(repeating: "A", count: 17)) },
+        InvalidRequest(name: "17-byte asset", field: "asset") {
+            try creditWith(asset: String(repeating: "A", count: 17))
+        },
         InvalidRequest(name: "asset with a dash", field: "asset") { try creditWith(asset: "US-D") },
-        InvalidRequest(name: "DefineAsset bad code", field: "asset") { _ = try DefineAsset(code: "chips", decimalPlaces: 0) },
+        InvalidRequest(name: "DefineAsset bad code", field: "asset") {
+            _ = try DefineAsset(code: "chips", decimalPlaces: 0)
+        },
         // amounts
         InvalidRequest(name: "zero credit", field: "amount") { try creditWith(amount: 0) },
         InvalidRequest(name: "negative credit", field: "amount") { try creditWith(amount: -5) },
@@ -92,26 +104,38 @@ struct ValidationTests {
         InvalidRequest(name: "negative payout", field: "payout") { try settleWith(payout: -1) },
         // buckets: 1 to 32 of a-z 0-9 _
         InvalidRequest(name: "uppercase bucket", field: "bucket") { try creditWith(bucket: "Cash") },
-        InvalidRequest(name: "33-byte bucket", field: "bucket") { try creditWith(bucket: String(repeating: "b", count: 33)) },
+        InvalidRequest(name: "33-byte bucket", field: "bucket") {
+            try creditWith(bucket: String(repeating: "b", count: 33))
+        },
         InvalidRequest(name: "bucket with a dash", field: "bucket") { try creditWith(bucket: "free-spins") },
         InvalidRequest(name: "transfer bad bucket", field: "bucket") { try transferWith(bucket: "BONUS") },
         InvalidRequest(name: "bad payout_bucket", field: "payout_bucket") { try settleWith(payoutBucket: "Bonus") },
         // funding
-        InvalidRequest(name: "duplicate funding", field: "funding") { try debitWith(funding: ["cash", "bonus", "cash"]) },
+        InvalidRequest(name: "duplicate funding", field: "funding") {
+            try debitWith(funding: ["cash", "bonus", "cash"])
+        },
         InvalidRequest(name: "bad funding bucket", field: "funding") { try debitWith(funding: ["cash", "Bonus"]) },
         InvalidRequest(name: "empty funding bucket", field: "funding") { try authorizeWith(funding: [""]) },
         InvalidRequest(name: "too many funding buckets", field: "funding") {
             try debitWith(funding: (0...Limits.fundingBucketsMax).map { "b\($0)" })
         },
-        InvalidRequest(name: "authorize duplicate funding", field: "funding") { try authorizeWith(funding: ["bonus", "bonus"]) },
+        InvalidRequest(name: "authorize duplicate funding", field: "funding") {
+            try authorizeWith(funding: ["bonus", "bonus"])
+        },
         // expires_in_ms: 0 (default) to 7 days
-        InvalidRequest(name: "negative expires_in_ms", field: "expires_in_ms") { try authorizeWith(expiresInMilliseconds: -1) },
+        InvalidRequest(name: "negative expires_in_ms", field: "expires_in_ms") {
+            try authorizeWith(expiresInMilliseconds: -1)
+        },
         InvalidRequest(name: "expires_in_ms over 7 days", field: "expires_in_ms") {
             try authorizeWith(expiresInMilliseconds: 7 * 24 * 3_600_000 + 1)
         },
-        InvalidRequest(name: "expires_in_ms Int64.max", field: "expires_in_ms") { try authorizeWith(expiresInMilliseconds: .max) },
+        InvalidRequest(name: "expires_in_ms Int64.max", field: "expires_in_ms") {
+            try authorizeWith(expiresInMilliseconds: .max)
+        },
         // wallets and assets
-        InvalidRequest(name: "decimal_places 19", field: "decimal_places") { _ = try DefineAsset(code: "USD", decimalPlaces: 19) },
+        InvalidRequest(name: "decimal_places 19", field: "decimal_places") {
+            _ = try DefineAsset(code: "USD", decimalPlaces: 19)
+        },
         InvalidRequest(name: "negative overdraft_limit", field: "overdraft_limit") {
             _ = try CreateWallet(walletID: "alice", overdraftLimit: -1, labels: [:])
         },
@@ -131,7 +155,9 @@ struct ValidationTests {
             try creditWith(metadata: ["k": String(repeating: "v", count: 513)])
         },
         InvalidRequest(name: "NUL in a metadata key", field: "metadata") { try creditWith(metadata: ["a\u{0}b": "v"]) },
-        InvalidRequest(name: "NUL in a metadata value", field: "metadata") { try creditWith(metadata: ["k": "v\u{0}"]) },
+        InvalidRequest(name: "NUL in a metadata value", field: "metadata") {
+            try creditWith(metadata: ["k": "v\u{0}"])
+        },
         InvalidRequest(name: "NUL in a label", field: "labels") {
             _ = try CreateWallet(walletID: "alice", overdraftLimit: 0, labels: ["tier": "\u{0}"])
         },
@@ -139,9 +165,15 @@ struct ValidationTests {
         InvalidRequest(name: "settle metadata", field: "metadata") { try settleWith(metadata: ["": ""]) },
         // references to other transactions and wallets
         InvalidRequest(name: "empty authorization_id", field: "authorization_id") { try settleWith(authorization: "") },
-        InvalidRequest(name: "129-byte authorization_id", field: "authorization_id") { try settleWith(authorization: long129) },
-        InvalidRequest(name: "sys: destination", field: "destination_wallet_id") { try settleWith(destination: "sys:house:USD:1") },
-        InvalidRequest(name: "bad destination", field: "destination_wallet_id") { try settleWith(destination: "table 9") },
+        InvalidRequest(name: "129-byte authorization_id", field: "authorization_id") {
+            try settleWith(authorization: long129)
+        },
+        InvalidRequest(name: "sys: destination", field: "destination_wallet_id") {
+            try settleWith(destination: "sys:house:USD:1")
+        },
+        InvalidRequest(name: "bad destination", field: "destination_wallet_id") {
+            try settleWith(destination: "table 9")
+        },
         InvalidRequest(name: "empty rollback target", field: "target_transaction_id") {
             _ = try Rollback(transactionID: "r1", targetTransactionID: "", metadata: [:])
         },
@@ -159,13 +191,16 @@ struct ValidationTests {
         },
         InvalidRequest(name: "513-byte reason", field: "reason") {
             _ = try Reverse(
-                transactionID: "v1", originalTransactionID: "c1", reason: String(repeating: "r", count: 513), metadata: [:])
+                transactionID: "v1", originalTransactionID: "c1", reason: String(repeating: "r", count: 513),
+                metadata: [:])
         },
         InvalidRequest(name: "NUL in reason", field: "reason") {
             _ = try Reverse(transactionID: "v1", originalTransactionID: "c1", reason: "oops\u{0}", metadata: [:])
         },
         InvalidRequest(name: "bad from_wallet_id", field: "from_wallet_id") { try transferWith(from: "") },
-        InvalidRequest(name: "sys: from_wallet_id", field: "from_wallet_id") { try transferWith(from: "sys:house:USD:0") },
+        InvalidRequest(name: "sys: from_wallet_id", field: "from_wallet_id") {
+            try transferWith(from: "sys:house:USD:0")
+        },
         InvalidRequest(name: "bad to_wallet_id", field: "to_wallet_id") { try transferWith(to: "b!") },
         InvalidRequest(name: "transfer to itself", field: "to_wallet_id") { try transferWith(from: "a", to: "a") },
     ]
@@ -196,13 +231,18 @@ struct ValidationTests {
             try creditWith(metadata: [String(repeating: "k", count: 64): String(repeating: "v", count: 512)])
         },
         ValidRequest(name: "empty metadata value") { try creditWith(metadata: ["k": ""]) },
-        ValidRequest(name: "16 funding buckets") { try debitWith(funding: (1...Limits.fundingBucketsMax).map { "b\($0)" }) },
-        ValidRequest(name: "expires_in_ms exactly 7 days") { try authorizeWith(expiresInMilliseconds: 7 * 24 * 3_600_000) },
+        ValidRequest(name: "16 funding buckets") {
+            try debitWith(funding: (1...Limits.fundingBucketsMax).map { "b\($0)" })
+        },
+        ValidRequest(name: "expires_in_ms exactly 7 days") {
+            try authorizeWith(expiresInMilliseconds: 7 * 24 * 3_600_000)
+        },
         ValidRequest(name: "decimal_places 18") { _ = try DefineAsset(code: "ETH", decimalPlaces: 18) },
         ValidRequest(name: "overdraft_limit 0") { _ = try CreateWallet(walletID: "a", overdraftLimit: 0, labels: [:]) },
         ValidRequest(name: "512-byte reason") {
             _ = try Reverse(
-                transactionID: "v1", originalTransactionID: "c1", reason: String(repeating: "r", count: 512), metadata: [:])
+                transactionID: "v1", originalTransactionID: "c1", reason: String(repeating: "r", count: 512),
+                metadata: [:])
         },
         ValidRequest(name: "settle with zero capture and payout, empty destination") { try settleWith() },
     ]
@@ -222,7 +262,8 @@ struct ValidationTests {
         let debit = try Debit(transactionID: "t", walletID: "a", asset: "USD", amount: 1, funding: [], metadata: [:])
         #expect(debit.funding == ["cash"])
         let authorize = try Authorize(
-            transactionID: "t", walletID: "a", asset: "USD", amount: 1, funding: [], metadata: [:], expiresInMilliseconds: 0)
+            transactionID: "t", walletID: "a", asset: "USD", amount: 1, funding: [], metadata: [:],
+            expiresInMilliseconds: 0)
         #expect(authorize.expiresInMilliseconds == 15 * 60 * 1000)
         let settle = try Settle(
             transactionID: "t", authorizationID: "h", captureAmount: 0, payout: 0, payoutBucket: "",

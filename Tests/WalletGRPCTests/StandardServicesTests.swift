@@ -1,6 +1,5 @@
 import Synchronization
 import Testing
-
 import WalletGRPC
 
 /// Health Watch and server reflection as handlers, over an in-process
@@ -49,7 +48,10 @@ import WalletGRPC
             #expect(index.fileName(containingSymbol: symbol) == file, "\(symbol)")
         }
         #expect(index.fileName(containingSymbol: "wallet.v1.Nope") == nil)
-        #expect(index.fileWithDependencies("google/rpc/status.proto") == ["google/rpc/status.proto", "google/protobuf/any.proto"])
+        #expect(
+            index.fileWithDependencies("google/rpc/status.proto") == [
+                "google/rpc/status.proto", "google/protobuf/any.proto",
+            ])
         #expect(index.extensionNumbers(ofType: "wallet.v1.CreditRequest") == [])
         #expect(index.extensionNumbers(ofType: "wallet.v1.Nope") == nil)
     }

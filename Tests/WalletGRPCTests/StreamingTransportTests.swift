@@ -1,7 +1,6 @@
 import Foundation
 import Synchronization
 import Testing
-
 import WalletGRPC
 
 /// Streaming calls through the real transport: a GRPCServer on a loopback
@@ -63,7 +62,9 @@ struct StreamingTransportTests {
         // The empty message must arrive as a message, not as the end.
         let messages = ["01", "", "0203", String(repeating: "ab", count: 100_000)]
 
-        let outcome = try StreamClient.run(["op": "bidi", "port": server.port, "method": "/x.S/Echo", "messages": messages])
+        let outcome = try StreamClient.run([
+            "op": "bidi", "port": server.port, "method": "/x.S/Echo", "messages": messages,
+        ])
 
         #expect(outcome["code"] as? Int == 0)
         #expect(outcome["responses"] as? [String] == messages)
@@ -124,14 +125,18 @@ struct StreamingTransportTests {
         #expect(parked.isClosed)
         #expect(waitUntil { parked.hasReadEnded })
         let code = try client.finish()["code"] as? Int
-        #expect(code == Int(RPCStatus.cancelledCode) || code == Int(RPCStatus.unavailableCode), "\(String(describing: code))")
+        #expect(
+            code == Int(RPCStatus.cancelledCode) || code == Int(RPCStatus.unavailableCode),
+            "\(String(describing: code))")
     }
 
     @Test func unaryAndStreamingMethodsShareAServer() throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let unary = try StreamClient.run(["op": "unary", "port": server.port, "method": "/x.Y/Unary", "request": "0708"])
+        let unary = try StreamClient.run([
+            "op": "unary", "port": server.port, "method": "/x.Y/Unary", "request": "0708",
+        ])
         let repeated = try StreamClient.run([
             "op": "repeat", "port": server.port, "method": "/x.S/Echo", "count": 300,
         ])

@@ -2,7 +2,6 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
-
 import WalletGRPC
 
 /// End-to-end tests of the transport: a real GRPCServer on a loopback port,
@@ -21,7 +20,9 @@ struct TransportTests {
                 call.respond(.ok(request))
             case "/x.Y/Fail":
                 call.respond(
-                    .failed(RPCStatus(code: RPCStatus.failedPreconditionCode, message: "no funds", details: failureDetails)))
+                    .failed(
+                        RPCStatus(code: RPCStatus.failedPreconditionCode, message: "no funds", details: failureDetails))
+                )
             case "/x.Y/Deadline":
                 let answer =
                     if let deadline = call.deadline {
@@ -44,7 +45,9 @@ struct TransportTests {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let outcome = try PythonClient.run(["op": "unary", "port": server.port, "method": "/x.Y/Echo", "request": hex(payload)])
+        let outcome = try PythonClient.run([
+            "op": "unary", "port": server.port, "method": "/x.Y/Echo", "request": hex(payload),
+        ])
 
         #expect(outcome["code"] as? Int == 0)
         #expect(outcome["response"] as? String == hex(payload))
@@ -138,8 +141,9 @@ struct TransportTests {
             call.respond(.ok([1]))  // After shutdown: a no-op, not a crash.
         }
         let codes = try client.finish()["codes"] as? [Int] ?? []
-        #expect(codes.sorted() == [0] + Array(repeating: Int(RPCStatus.cancelledCode), count: callCount - 1)
-            || codes.sorted() == [0] + Array(repeating: Int(RPCStatus.unavailableCode), count: callCount - 1),
+        #expect(
+            codes.sorted() == [0] + Array(repeating: Int(RPCStatus.cancelledCode), count: callCount - 1)
+                || codes.sorted() == [0] + Array(repeating: Int(RPCStatus.unavailableCode), count: callCount - 1),
             "\(codes)")
     }
 

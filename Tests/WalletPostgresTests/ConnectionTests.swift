@@ -63,10 +63,14 @@ struct ConnectionEncodingTests {
     }
 
     @Test(arguments: [
-        ("postgresql://alice:hunter2secret@db.example.com:6543/wallet?sslmode=require",
-         "host=db.example.com port=6543 dbname=wallet user=alice"),
-        ("host=db.example.com port=6543 dbname=wallet user=alice password=hunter2secret",
-         "host=db.example.com port=6543 dbname=wallet user=alice"),
+        (
+            "postgresql://alice:hunter2secret@db.example.com:6543/wallet?sslmode=require",
+            "host=db.example.com port=6543 dbname=wallet user=alice"
+        ),
+        (
+            "host=db.example.com port=6543 dbname=wallet user=alice password=hunter2secret",
+            "host=db.example.com port=6543 dbname=wallet user=alice"
+        ),
         ("host=/tmp/sock dbname='my db' password='hunter2secret'", "host=/tmp/sock dbname=my db"),
         ("postgresql://alice:hunter2secret@", "user=alice"),
     ])
@@ -388,9 +392,10 @@ struct MigratorTests {
 
     @Test func failedMigrationLeavesNoTrace() throws {
         let connection = try PostgresConnection(url: try TestDatabase.url())
-        let broken = Self.migrations + [
-            Migration(version: 3, name: "broken", sql: "CREATE TABLE half (id int); SELECT * FROM no_such_table;")
-        ]
+        let broken =
+            Self.migrations + [
+                Migration(version: 3, name: "broken", sql: "CREATE TABLE half (id int); SELECT * FROM no_such_table;")
+            ]
         let error = try #require(throws: MigrationError.self) { try Migrator.apply(broken, on: connection) }
         guard case .migrationFailed(let version, let name, let underlying) = error else {
             Issue.record("unexpected \(error)")

@@ -12,13 +12,18 @@ import WalletPostgres
         try PostgresLedgerStore(configuration: StoreConfiguration(databaseURL: url, poolSize: pool, writeMode: mode))
     }
 
-    static func seed(_ store: PostgresLedgerStore, wallets: [String], funds: Int64 = 0, overdraft: Int64 = 0) async throws {
+    static func seed(_ store: PostgresLedgerStore, wallets: [String], funds: Int64 = 0, overdraft: Int64 = 0)
+        async throws
+    {
         _ = try await store.defineAsset(try DefineAsset(code: "USD", decimalPlaces: 2))
         for wallet in wallets {
             _ = try await store.createWallet(try CreateWallet(walletID: wallet, overdraftLimit: overdraft, labels: [:]))
             if funds > 0 {
                 _ = try await store.execute(
-                    .credit(try Credit(transactionID: "fund-\(wallet)", walletID: wallet, asset: "USD", amount: funds, bucket: "", metadata: [:])),
+                    .credit(
+                        try Credit(
+                            transactionID: "fund-\(wallet)", walletID: wallet, asset: "USD", amount: funds, bucket: "",
+                            metadata: [:])),
                     deadline: nil)
             }
         }
@@ -29,8 +34,12 @@ import WalletPostgres
         #expect(problems.isEmpty, "verify: \(problems)")
     }
 
-    static func debit(_ id: String, _ wallet: String, _ amount: Int64, funding: [String] = []) throws(LedgerError) -> Command {
-        .debit(try Debit(transactionID: id, walletID: wallet, asset: "USD", amount: amount, funding: funding, metadata: [:]))
+    static func debit(_ id: String, _ wallet: String, _ amount: Int64, funding: [String] = []) throws(LedgerError)
+        -> Command
+    {
+        .debit(
+            try Debit(
+                transactionID: id, walletID: wallet, asset: "USD", amount: amount, funding: funding, metadata: [:]))
     }
 
     @Test func everyOperationPersistsAndReplaysAfterRestart() async throws {
@@ -38,24 +47,45 @@ import WalletPostgres
         var store = try Self.makeStore(url)
         try await Self.seed(store, wallets: ["alice", "pot"], funds: 10_000)
         _ = try await store.execute(
-            .credit(try Credit(transactionID: "bonus-1", walletID: "alice", asset: "USD", amount: 500, bucket: "bonus", metadata: ["src": "promo"])),
+            .credit(
+                try Credit(
+                    transactionID: "bonus-1", walletID: "alice", asset: "USD", amount: 500, bucket: "bonus",
+                    metadata: ["src": "promo"])),
             deadline: nil)
-        let bet = try await store.execute(try Self.debit("bet-1", "alice", 700, funding: ["bonus", "cash"]), deadline: nil)
-        #expect(bet.transaction.funding == [BucketAmount(bucket: "bonus", amount: 500), BucketAmount(bucket: "cash", amount: 200)])
+        let bet = try await store.execute(
+            try Self.debit("bet-1", "alice", 700, funding: ["bonus", "cash"]), deadline: nil)
+        #expect(
+            bet.transaction.funding == [
+                BucketAmount(bucket: "bonus", amount: 500), BucketAmount(bucket: "cash", amount: 200),
+            ])
         let hold = try await store.execute(
-            .authorize(try Authorize(transactionID: "buyin-1", walletID: "alice", asset: "USD", amount: 2_000, funding: [], metadata: [:], expiresInMilliseconds: 0)),
+            .authorize(
+                try Authorize(
+                    transactionID: "buyin-1", walletID: "alice", asset: "USD", amount: 2_000, funding: [],
+                    metadata: [:], expiresInMilliseconds: 0)),
             deadline: nil)
         #expect(hold.balance?.held == 2_000)
         let settle = try await store.execute(
-            .settle(try Settle(transactionID: "seat-1", authorizationID: "buyin-1", captureAmount: 1_500, payout: 0, payoutBucket: "", destinationWalletID: "pot", metadata: [:])),
+            .settle(
+                try Settle(
+                    transactionID: "seat-1", authorizationID: "buyin-1", captureAmount: 1_500, payout: 0,
+                    payoutBucket: "", destinationWalletID: "pot", metadata: [:])),
             deadline: nil)
         #expect(settle.balance?.held == 0)
         let postedAfterSettle: Int64 = 10_000 + 500 - 700 - 1_500
         #expect(settle.balance?.posted == postedAfterSettle)
-        _ = try await store.execute(.rollback(try Rollback(transactionID: "cancel-1", targetTransactionID: "bet-1", metadata: [:])), deadline: nil)
-        _ = try await store.execute(.reverse(try Reverse(transactionID: "rev-1", originalTransactionID: "bonus-1", reason: "mistake", metadata: [:])), deadline: nil)
         _ = try await store.execute(
-            .transfer(try Transfer(transactionID: "cashout-1", fromWalletID: "pot", toWalletID: "alice", asset: "USD", amount: 1_000, bucket: "", metadata: [:])),
+            .rollback(try Rollback(transactionID: "cancel-1", targetTransactionID: "bet-1", metadata: [:])),
+            deadline: nil)
+        _ = try await store.execute(
+            .reverse(
+                try Reverse(transactionID: "rev-1", originalTransactionID: "bonus-1", reason: "mistake", metadata: [:])),
+            deadline: nil)
+        _ = try await store.execute(
+            .transfer(
+                try Transfer(
+                    transactionID: "cashout-1", fromWalletID: "pot", toWalletID: "alice", asset: "USD", amount: 1_000,
+                    bucket: "", metadata: [:])),
             deadline: nil)
         await #expect(throws: LedgerError.self) {
             _ = try await store.execute(try Self.debit("big-1", "alice", 1_000_000), deadline: nil)
@@ -66,7 +96,8 @@ import WalletPostgres
         // A new instance answers replays from the database alone.
         store = try Self.makeStore(url)
         defer { store.shutdown() }
-        let replay = try await store.execute(try Self.debit("bet-1", "alice", 700, funding: ["bonus", "cash"]), deadline: nil)
+        let replay = try await store.execute(
+            try Self.debit("bet-1", "alice", 700, funding: ["bonus", "cash"]), deadline: nil)
         #expect(replay.replayed)
         #expect(replay.transaction.status == .rolledBack)
         #expect(replay.transaction.entries == bet.transaction.entries)
@@ -129,9 +160,12 @@ import WalletPostgres
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<400 {
                 let from = wallets[index % 4]
-                let to = wallets[(index + 1 + index / 4) % 4 == index % 4 ? (index + 2) % 4 : (index + 1 + index / 4) % 4]
+                let to = wallets[
+                    (index + 1 + index / 4) % 4 == index % 4 ? (index + 2) % 4 : (index + 1 + index / 4) % 4]
                 let command = Command.transfer(
-                    try Transfer(transactionID: "t-\(index)", fromWalletID: from, toWalletID: to, asset: "USD", amount: Int64(index + 1), bucket: "", metadata: [:]))
+                    try Transfer(
+                        transactionID: "t-\(index)", fromWalletID: from, toWalletID: to, asset: "USD",
+                        amount: Int64(index + 1), bucket: "", metadata: [:]))
                 group.addTask { _ = try await first.execute(command, deadline: nil) }
                 group.addTask { _ = try await second.execute(command, deadline: nil) }
             }
@@ -163,7 +197,9 @@ import WalletPostgres
                 }
             }()
             async let cancel = second.execute(
-                .rollback(try Rollback(transactionID: "cancel-\(index)", targetTransactionID: "bet-\(index)", metadata: [:])), deadline: nil)
+                .rollback(
+                    try Rollback(transactionID: "cancel-\(index)", targetTransactionID: "bet-\(index)", metadata: [:])),
+                deadline: nil)
             let (betResult, cancelResult) = await (bet, try cancel)
             switch betResult {
             case .success(let debit):
@@ -191,7 +227,10 @@ import WalletPostgres
         }
         try await Self.seed(first, wallets: ["p"], funds: 1_000)
         _ = try await first.execute(
-            .authorize(try Authorize(transactionID: "h-1", walletID: "p", asset: "USD", amount: 600, funding: [], metadata: [:], expiresInMilliseconds: 200)),
+            .authorize(
+                try Authorize(
+                    transactionID: "h-1", walletID: "p", asset: "USD", amount: 600, funding: [], metadata: [:],
+                    expiresInMilliseconds: 200)),
             deadline: nil)
         try await Task.sleep(for: .milliseconds(300))
         // Expired, not yet swept: it no longer counts.
@@ -212,7 +251,8 @@ import WalletPostgres
     @Test func aFullLaneAnswersResourceExhaustedAndRecordsNothing() async throws {
         let url = try TestDatabase.url()
         let store = try PostgresLedgerStore(
-            configuration: StoreConfiguration(databaseURL: url, poolSize: 1, writeMode: .lanes, batchSizeMax: 4, queueDepthMax: 2))
+            configuration: StoreConfiguration(
+                databaseURL: url, poolSize: 1, writeMode: .lanes, batchSizeMax: 4, queueDepthMax: 2))
         defer { store.shutdown() }
         try await Self.seed(store, wallets: ["p"], funds: 1_000_000)
         let refused = try await withThrowingTaskGroup(of: String?.self) { group in
@@ -263,7 +303,10 @@ import WalletPostgres
         try await Self.seed(store, wallets: ["p"], funds: 0)
         for index in 0..<25 {
             _ = try await store.execute(
-                .credit(try Credit(transactionID: "c-\(index)", walletID: "p", asset: "USD", amount: 1, bucket: "", metadata: [:])), deadline: nil)
+                .credit(
+                    try Credit(
+                        transactionID: "c-\(index)", walletID: "p", asset: "USD", amount: 1, bucket: "", metadata: [:])),
+                deadline: nil)
         }
         var seen: [String] = []
         var cursor: Int64? = nil

@@ -3,7 +3,7 @@ import Synchronization
 import WalletPostgres
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Hands each test a fresh, empty database so tests can run in parallel

@@ -57,44 +57,51 @@ func stringMap<E>(
 
 enum Requests {
     static func credit(_ bytes: [UInt8]) throws(LedgerError) -> Command {
-        try decode(bytes, wallet__v1__credit_request__unpack, wallet__v1__credit_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__credit_request__unpack, wallet__v1__credit_request__free_unpacked) {
+            m throws(LedgerError) in
             .credit(
                 try Credit(
                     transactionID: try text(m.transaction_id, field: "transaction_id"),
                     walletID: try text(m.wallet_id, field: "wallet_id"),
                     asset: try text(m.asset, field: "asset"), amount: m.amount,
                     bucket: try text(m.bucket, field: "bucket"),
-                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+                    metadata: try stringMap(
+                        m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
         }
     }
 
     static func debit(_ bytes: [UInt8]) throws(LedgerError) -> Command {
-        try decode(bytes, wallet__v1__debit_request__unpack, wallet__v1__debit_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__debit_request__unpack, wallet__v1__debit_request__free_unpacked) {
+            m throws(LedgerError) in
             .debit(
                 try Debit(
                     transactionID: try text(m.transaction_id, field: "transaction_id"),
                     walletID: try text(m.wallet_id, field: "wallet_id"),
                     asset: try text(m.asset, field: "asset"), amount: m.amount,
                     funding: try texts(m.funding, count: m.n_funding, field: "funding"),
-                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+                    metadata: try stringMap(
+                        m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
         }
     }
 
     static func authorize(_ bytes: [UInt8]) throws(LedgerError) -> Command {
-        try decode(bytes, wallet__v1__authorize_request__unpack, wallet__v1__authorize_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__authorize_request__unpack, wallet__v1__authorize_request__free_unpacked) {
+            m throws(LedgerError) in
             .authorize(
                 try Authorize(
                     transactionID: try text(m.transaction_id, field: "transaction_id"),
                     walletID: try text(m.wallet_id, field: "wallet_id"),
                     asset: try text(m.asset, field: "asset"), amount: m.amount,
                     funding: try texts(m.funding, count: m.n_funding, field: "funding"),
-                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value }),
+                    metadata: try stringMap(
+                        m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value }),
                     expiresInMilliseconds: m.expires_in_ms))
         }
     }
 
     static func settle(_ bytes: [UInt8]) throws(LedgerError) -> Command {
-        try decode(bytes, wallet__v1__settle_request__unpack, wallet__v1__settle_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__settle_request__unpack, wallet__v1__settle_request__free_unpacked) {
+            m throws(LedgerError) in
             .settle(
                 try Settle(
                     transactionID: try text(m.transaction_id, field: "transaction_id"),
@@ -102,33 +109,39 @@ enum Requests {
                     captureAmount: m.capture_amount, payout: m.payout,
                     payoutBucket: try text(m.payout_bucket, field: "payout_bucket"),
                     destinationWalletID: try text(m.destination_wallet_id, field: "destination_wallet_id"),
-                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+                    metadata: try stringMap(
+                        m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
         }
     }
 
     static func rollback(_ bytes: [UInt8]) throws(LedgerError) -> Command {
-        try decode(bytes, wallet__v1__rollback_request__unpack, wallet__v1__rollback_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__rollback_request__unpack, wallet__v1__rollback_request__free_unpacked) {
+            m throws(LedgerError) in
             .rollback(
                 try Rollback(
                     transactionID: try text(m.transaction_id, field: "transaction_id"),
                     targetTransactionID: try text(m.target_transaction_id, field: "target_transaction_id"),
-                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+                    metadata: try stringMap(
+                        m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
         }
     }
 
     static func reverse(_ bytes: [UInt8]) throws(LedgerError) -> Command {
-        try decode(bytes, wallet__v1__reverse_request__unpack, wallet__v1__reverse_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__reverse_request__unpack, wallet__v1__reverse_request__free_unpacked) {
+            m throws(LedgerError) in
             .reverse(
                 try Reverse(
                     transactionID: try text(m.transaction_id, field: "transaction_id"),
                     originalTransactionID: try text(m.original_transaction_id, field: "original_transaction_id"),
                     reason: try text(m.reason, field: "reason"),
-                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+                    metadata: try stringMap(
+                        m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
         }
     }
 
     static func transfer(_ bytes: [UInt8]) throws(LedgerError) -> Command {
-        try decode(bytes, wallet__v1__transfer_request__unpack, wallet__v1__transfer_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__transfer_request__unpack, wallet__v1__transfer_request__free_unpacked) {
+            m throws(LedgerError) in
             .transfer(
                 try Transfer(
                     transactionID: try text(m.transaction_id, field: "transaction_id"),
@@ -136,26 +149,31 @@ enum Requests {
                     toWalletID: try text(m.to_wallet_id, field: "to_wallet_id"),
                     asset: try text(m.asset, field: "asset"), amount: m.amount,
                     bucket: try text(m.bucket, field: "bucket"),
-                    metadata: try stringMap(m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
+                    metadata: try stringMap(
+                        m.metadata, count: m.n_metadata, field: "metadata", key: { $0.key }, value: { $0.value })))
         }
     }
 
     static func createWallet(_ bytes: [UInt8]) throws(LedgerError) -> CreateWallet {
-        try decode(bytes, wallet__v1__create_wallet_request__unpack, wallet__v1__create_wallet_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__create_wallet_request__unpack, wallet__v1__create_wallet_request__free_unpacked) {
+            m throws(LedgerError) in
             try CreateWallet(
                 walletID: try text(m.wallet_id, field: "wallet_id"), overdraftLimit: m.overdraft_limit,
-                labels: try stringMap(m.labels, count: m.n_labels, field: "labels", key: { $0.key }, value: { $0.value }))
+                labels: try stringMap(
+                    m.labels, count: m.n_labels, field: "labels", key: { $0.key }, value: { $0.value }))
         }
     }
 
     static func defineAsset(_ bytes: [UInt8]) throws(LedgerError) -> DefineAsset {
-        try decode(bytes, wallet__v1__define_asset_request__unpack, wallet__v1__define_asset_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__define_asset_request__unpack, wallet__v1__define_asset_request__free_unpacked) {
+            m throws(LedgerError) in
             try DefineAsset(code: try text(m.asset, field: "asset"), decimalPlaces: m.decimal_places)
         }
     }
 
     static func getBalance(_ bytes: [UInt8]) throws(LedgerError) -> (walletID: String, asset: String) {
-        try decode(bytes, wallet__v1__get_balance_request__unpack, wallet__v1__get_balance_request__free_unpacked) { m throws(LedgerError) in
+        try decode(bytes, wallet__v1__get_balance_request__unpack, wallet__v1__get_balance_request__free_unpacked) {
+            m throws(LedgerError) in
             let walletID = try text(m.wallet_id, field: "wallet_id")
             try Validate.walletID(walletID, allowReserved: true)
             let asset = try text(m.asset, field: "asset")
@@ -165,15 +183,21 @@ enum Requests {
     }
 
     static func getTransaction(_ bytes: [UInt8]) throws(LedgerError) -> String {
-        try decode(bytes, wallet__v1__get_transaction_request__unpack, wallet__v1__get_transaction_request__free_unpacked) { m throws(LedgerError) in
+        try decode(
+            bytes, wallet__v1__get_transaction_request__unpack, wallet__v1__get_transaction_request__free_unpacked
+        ) { m throws(LedgerError) in
             let id = try text(m.transaction_id, field: "transaction_id")
             try Validate.transactionID(id, field: "transaction_id")
             return id
         }
     }
 
-    static func listTransactions(_ bytes: [UInt8]) throws(LedgerError) -> (walletID: String, pageSize: Int, pageToken: String) {
-        try decode(bytes, wallet__v1__list_transactions_request__unpack, wallet__v1__list_transactions_request__free_unpacked) { m throws(LedgerError) in
+    static func listTransactions(_ bytes: [UInt8]) throws(LedgerError) -> (
+        walletID: String, pageSize: Int, pageToken: String
+    ) {
+        try decode(
+            bytes, wallet__v1__list_transactions_request__unpack, wallet__v1__list_transactions_request__free_unpacked
+        ) { m throws(LedgerError) in
             let walletID = try text(m.wallet_id, field: "wallet_id")
             try Validate.walletID(walletID, allowReserved: true)
             guard m.page_size <= UInt32(Limits.pageSizeMax) else {
@@ -187,7 +211,9 @@ enum Requests {
     }
 
     static func healthCheck(_ bytes: [UInt8]) throws(LedgerError) -> String {
-        try decode(bytes, grpc__health__v1__health_check_request__unpack, grpc__health__v1__health_check_request__free_unpacked) { m throws(LedgerError) in
+        try decode(
+            bytes, grpc__health__v1__health_check_request__unpack, grpc__health__v1__health_check_request__free_unpacked
+        ) { m throws(LedgerError) in
             try text(m.service, field: "service")
         }
     }

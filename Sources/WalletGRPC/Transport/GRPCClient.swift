@@ -65,11 +65,14 @@ package final class GRPCChannel: @unchecked Sendable {
                     let box = Unmanaged<CompletionBox>.fromOpaque(context).takeRetainedValue()
                     if statusCode == RPCStatus.okCode {
                         let bytes: [UInt8] =
-                            if let response { Array(UnsafeBufferPointer(start: response, count: responseLength)) } else { [] }
+                            if let response { Array(UnsafeBufferPointer(start: response, count: responseLength)) } else
+                            { [] }
                         box.completion(.ok(bytes))
                     } else {
                         let detailBytes: [UInt8] =
-                            if let details { Array(UnsafeBufferPointer(start: details, count: detailsLength)) } else { [] }
+                            if let details { Array(UnsafeBufferPointer(start: details, count: detailsLength)) } else {
+                                []
+                            }
                         box.completion(.failed(RPCStatus(code: statusCode, message: "", details: detailBytes)))
                     }
                 },

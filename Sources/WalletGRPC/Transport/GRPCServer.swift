@@ -2,9 +2,9 @@ import CGRPCShim
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A gRPC server over the C shim. Unary handlers receive the raw request

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A Postgres 15 cluster in a directory of its own, for the server's embedded
@@ -107,7 +107,8 @@ package struct LocalPostgres {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: layout.cluster + "/postgresql.conf"))
         defer { try? handle.close() }
         try handle.seekToEnd()
-        try handle.write(contentsOf: Data("\n# Added by LocalPostgres.\ninclude_if_exists = 'wallet_local.conf'\n".utf8))
+        try handle.write(
+            contentsOf: Data("\n# Added by LocalPostgres.\ninclude_if_exists = 'wallet_local.conf'\n".utf8))
     }
 
     private static func writeLocalSettings(_ layout: Layout) throws {
@@ -283,9 +284,10 @@ extension LocalPostgres {
 
         private func commandLine(_ tool: String, _ arguments: [String]) -> (executable: String, arguments: [String]) {
             guard getuid() == 0 else { return (tool, arguments) }
-            let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first {
-                FileManager.default.isExecutableFile(atPath: $0)
-            } ?? "/usr/sbin/runuser"
+            let runuser =
+                ["/usr/sbin/runuser", "/sbin/runuser"].first {
+                    FileManager.default.isExecutableFile(atPath: $0)
+                } ?? "/usr/sbin/runuser"
             return (runuser, ["-u", LocalPostgres.superuser, "--", tool] + arguments)
         }
     }

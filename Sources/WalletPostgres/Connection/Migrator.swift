@@ -91,7 +91,8 @@ package enum Migrator {
                 }
             } catch let error as PostgresError where !error.isConnectionFailure {
                 // Connection failures stay PostgresErrors so callers can retry them.
-                throw MigrationError.migrationFailed(version: migration.version, name: migration.name, underlying: error)
+                throw MigrationError.migrationFailed(
+                    version: migration.version, name: migration.name, underlying: error)
             }
             newlyApplied.append(migration.version)
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Runs a program to completion and captures its merged stdout and stderr.
@@ -88,9 +88,10 @@ enum Subprocess {
 /// under _GNU_SOURCE, which the Swift Glibc module does not set; look them up.
 private enum GNUSpawnActions {
     typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    typealias ChangeDirectory = @convention(c) (
-        UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>
-    ) -> Int32
+    typealias ChangeDirectory =
+        @convention(c) (
+            UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>
+        ) -> Int32
 
     static let closeFrom: CloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np")
     static let changeDirectory: ChangeDirectory? = symbol("posix_spawn_file_actions_addchdir_np")

@@ -84,7 +84,8 @@ struct BatchExecutor {
         let targetsFirst = zip(commands, hints).contains { $0.primaryWalletID == nil && $1 == nil }
         var reads: [(name: String, parameters: [String?])] = [("begin", [])]
         if targetsFirst {
-            let first = try connection.pipeline(reads + [("load_transactions", [idsParameter]), ("load_entries", [idsParameter])])
+            let first = try connection.pipeline(
+                reads + [("load_transactions", [idsParameter]), ("load_entries", [idsParameter])])
             known = Self.transactions(first[1], entries: first[2])
             reads = []
         }
@@ -246,41 +247,50 @@ struct BatchExecutor {
             }
             if !historyWallets.isEmpty {
                 statements.append(
-                    ("insert_history", [PostgresText.arrayLiteral(historyWallets), PostgresText.arrayLiteral(historyTransactions)]))
+                    (
+                        "insert_history",
+                        [PostgresText.arrayLiteral(historyWallets), PostgresText.arrayLiteral(historyTransactions)]
+                    ))
             }
         }
         let statusOnly = state.updatedTransactionIDs.subtracting(state.replacedTransactionIDs)
         if !statusOnly.isEmpty {
             let ids = statusOnly.sorted()
-            statements.append((
-                "update_statuses",
-                [
-                    PostgresText.arrayLiteral(ids.map { Optional($0) }),
-                    PostgresText.arrayLiteral(ids.map { state.transactions[$0]?.status.rawValue }),
-                ]))
+            statements.append(
+                (
+                    "update_statuses",
+                    [
+                        PostgresText.arrayLiteral(ids.map { Optional($0) }),
+                        PostgresText.arrayLiteral(ids.map { state.transactions[$0]?.status.rawValue }),
+                    ]
+                ))
         }
         if !state.touchedBalances.isEmpty {
             let keys = Array(state.touchedBalances)
-            statements.append((
-                "upsert_balances",
-                [
-                    PostgresText.arrayLiteral(keys.map { Optional($0.walletID) }),
-                    PostgresText.arrayLiteral(keys.map { Optional($0.asset) }),
-                    PostgresText.arrayLiteral(keys.map { Optional($0.bucket) }),
-                    PostgresText.arrayLiteral(keys.map { state.posted($0) }),
-                ]))
+            statements.append(
+                (
+                    "upsert_balances",
+                    [
+                        PostgresText.arrayLiteral(keys.map { Optional($0.walletID) }),
+                        PostgresText.arrayLiteral(keys.map { Optional($0.asset) }),
+                        PostgresText.arrayLiteral(keys.map { Optional($0.bucket) }),
+                        PostgresText.arrayLiteral(keys.map { state.posted($0) }),
+                    ]
+                ))
         }
         if !state.touchedWalletIDs.isEmpty {
             let wallets = state.touchedWalletIDs.sorted().compactMap { state.wallets[$0] }
-            statements.append((
-                "update_chain_heads",
-                [
-                    PostgresText.arrayLiteral(wallets.map { Optional($0.id) }),
-                    PostgresText.arrayLiteral(wallets.map { Int64($0.lastSequence) }),
-                    PostgresText.arrayLiteral(wallets.map { Optional(hexString($0.lastHash)) }),
-                ]))
+            statements.append(
+                (
+                    "update_chain_heads",
+                    [
+                        PostgresText.arrayLiteral(wallets.map { Optional($0.id) }),
+                        PostgresText.arrayLiteral(wallets.map { Int64($0.lastSequence) }),
+                        PostgresText.arrayLiteral(wallets.map { Optional(hexString($0.lastHash)) }),
+                    ]
+                ))
         }
-            return statements
+        return statements
     }
 
     private func transactionColumns(_ records: [TransactionRecord]) -> [String?] {

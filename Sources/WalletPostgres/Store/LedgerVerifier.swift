@@ -41,7 +41,8 @@ public enum LedgerVerifier {
             "SELECT asset, sum(amount) FROM entries GROUP BY asset HAVING sum(amount) <> 0")
         try check(
             "a transaction's entries do not balance (transaction asset sum)",
-            "SELECT transaction_id, asset, sum(amount) FROM entries GROUP BY transaction_id, asset HAVING sum(amount) <> 0")
+            "SELECT transaction_id, asset, sum(amount) FROM entries GROUP BY transaction_id, asset HAVING sum(amount) <> 0"
+        )
         // 3. no bucket below its floor once open, unexpired holds are counted.
         try check(
             "bucket below its floor (wallet asset bucket available floor)",

@@ -170,8 +170,10 @@ public final class PostgresLedgerStore: LedgerStore {
     {
         let worker = writer(for: command)
         let hint = targetHint(command)
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
-            worker.enqueue(PendingCommand(command: command, hint: hint, deadline: deadline) { continuation.resume(returning: $0) })
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
+            worker.enqueue(
+                PendingCommand(command: command, hint: hint, deadline: deadline) { continuation.resume(returning: $0) })
         }
         if case .success(let outcome) = result, !outcome.replayed,
             outcome.transaction.kind == .authorize || outcome.transaction.kind == .debit
@@ -186,7 +188,8 @@ public final class PostgresLedgerStore: LedgerStore {
         _ label: String, _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws(LedgerError) -> T {
         let log = configuration.log
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, LedgerError>, Never>) in
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<T, LedgerError>, Never>) in
             reader().enqueueRead { connection in
                 guard let connection else {
                     continuation.resume(returning: .failure(.unavailable("the database is unreachable")))
@@ -218,7 +221,8 @@ public final class PostgresLedgerStore: LedgerStore {
         return try result.get()
     }
 
-    public func createWallet(_ request: CreateWallet) async throws(LedgerError) -> (wallet: WalletRecord, created: Bool) {
+    public func createWallet(_ request: CreateWallet) async throws(LedgerError) -> (wallet: WalletRecord, created: Bool)
+    {
         try await onWorker(request.walletID) { connection in
             let now = RowCoding.microseconds()
             let inserted = try connection.execute(
@@ -257,7 +261,10 @@ public final class PostgresLedgerStore: LedgerStore {
                     SELECT id, true, $2, decode($3, 'hex') FROM unnest($1::text[]) AS id
                     ON CONFLICT (wallet_id) DO NOTHING
                     """,
-                    [PostgresText.arrayLiteral(houses.map { Optional($0.id) }), String(now), hexString(HashChain.genesis)])
+                    [
+                        PostgresText.arrayLiteral(houses.map { Optional($0.id) }), String(now),
+                        hexString(HashChain.genesis),
+                    ])
                 let rows = try connection.execute("SELECT decimal_places FROM assets WHERE code = $1", [request.code])
                 let asset = Asset(code: request.code, decimalPlaces: UInt32(rows.int64(row: 0, column: 0) ?? 0))
                 if inserted.rowsAffected == 1 { return (asset, true) }

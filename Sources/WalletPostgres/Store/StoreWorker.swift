@@ -172,13 +172,16 @@ final class StoreWorker: @unchecked Sendable {
         var possiblyCommitted = false
         while !pending.isEmpty {
             let now = ContinuousClock.now
-            let live = possiblyCommitted ? Array(pending) : pending.filter { item in
-                if let deadline = item.deadline, deadline <= now {
-                    item.completion(.failure(.deadlineExceeded()))
-                    return false
+            let live =
+                possiblyCommitted
+                ? Array(pending)
+                : pending.filter { item in
+                    if let deadline = item.deadline, deadline <= now {
+                        item.completion(.failure(.deadlineExceeded()))
+                        return false
+                    }
+                    return true
                 }
-                return true
-            }
             guard !live.isEmpty else { return }
             guard ensureConnection() != nil, var executor else {
                 fail(
