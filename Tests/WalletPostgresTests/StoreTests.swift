@@ -328,6 +328,11 @@ import WalletPostgres
         #expect(throws: PostgresError.self) {
             _ = try connection.execute("UPDATE entries SET amount = amount + 1 WHERE wallet_id = 'p'")
         }
+        // A status changed without the transaction that changes it.
+        _ = try connection.execute("UPDATE transactions SET status = 'REVERSED' WHERE transaction_id = 'fund-p'")
+        #expect(try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("compensation") })
+        _ = try connection.execute("UPDATE transactions SET status = 'POSTED' WHERE transaction_id = 'fund-p'")
+        try Self.expectClean(url)
         _ = try connection.execute("UPDATE balances SET posted = posted + 5 WHERE wallet_id = 'p'")
         var problems = try LedgerVerifier.verify(databaseURL: url)
         #expect(problems.contains { $0.contains("posted differs") })

@@ -91,6 +91,21 @@ public enum LedgerVerifier {
             WHERE (x.transaction_id LIKE 'sys:expire:%' AND x.kind <> 'EXPIRE')
                OR (x.kind = 'EXPIRE' AND (h.transaction_id IS NULL OR h.kind <> 'AUTHORIZE' OR h.status <> 'EXPIRED'))
             """)
+        // A changed status has exactly one transaction that changed it.
+        try check(
+            "a settled, rolled-back or reversed transaction without exactly one compensation (transaction kind status count)",
+            """
+            SELECT o.transaction_id, o.kind, o.status, count(c.transaction_id)
+            FROM transactions o
+            LEFT JOIN transactions c ON c.target_id = o.transaction_id AND c.status IN ('POSTED', 'REVERSED') AND (
+                (o.status = 'REVERSED' AND c.kind = 'REVERSE')
+                OR (o.status = 'SETTLED' AND c.kind = 'SETTLE')
+                OR (o.status = 'ROLLED_BACK' AND c.kind = 'ROLLBACK' AND c.amount > 0))
+            WHERE o.status = 'REVERSED' OR o.status = 'SETTLED'
+               OR (o.status = 'ROLLED_BACK' AND o.kind IN ('DEBIT', 'AUTHORIZE'))
+            GROUP BY o.transaction_id, o.kind, o.status
+            HAVING count(c.transaction_id) <> 1
+            """)
         try check(
             "a stored request does not match its hash (transaction)",
             "SELECT transaction_id FROM transactions WHERE request_hash <> sha256(convert_to(request, 'UTF8'))")
