@@ -786,6 +786,16 @@ static void *cq_thread_main(void *argument) {
 // ---------------------------------------------------------------------------
 // Server lifecycle
 
+// Waits out a queue that was shut down and has no thread of its own draining
+// it (a create that failed before starting one): gRPC core requires every
+// event to be taken before the queue is destroyed.
+static void drain_shut_down_queue(grpc_completion_queue *queue) {
+  while (grpc_completion_queue_next(queue, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                    NULL)
+             .type != GRPC_QUEUE_SHUTDOWN) {
+  }
+}
+
 // Frees whatever part of the server exists; used by a failed create (the
 // server never started) and at the end of shutdown (everything drained).
 static void server_free(wgrpc_server *server) {
@@ -794,11 +804,7 @@ static void server_free(wgrpc_server *server) {
   }
   if (server->cq != NULL) {
     grpc_completion_queue_shutdown(server->cq);
-    while (grpc_completion_queue_next(server->cq,
-                                      gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                      NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
-    }
+    drain_shut_down_queue(server->cq);
     grpc_completion_queue_destroy(server->cq);
   }
   pthread_cond_destroy(&server->changed);
@@ -1216,11 +1222,7 @@ static void channel_free(wgrpc_channel *channel) {
       WGRPC_ASSERT(pthread_join(channel->threads[i], NULL) == 0,
                    "pthread_join failed");
     } else {
-      while (grpc_completion_queue_next(channel->queues[i],
-                                        gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                        NULL)
-                 .type != GRPC_QUEUE_SHUTDOWN) {
-      }
+      drain_shut_down_queue(channel->queues[i]);
     }
     grpc_completion_queue_destroy(channel->queues[i]);
     channel->queues[i] = NULL;

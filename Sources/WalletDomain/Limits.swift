@@ -38,12 +38,7 @@ public enum Reserved {
 
     /// A stable slot per player wallet (FNV-1a over the id's bytes).
     public static func houseSlot(forWallet walletID: String) -> Int {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in walletID.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01b3
-        }
-        return Int(hash % UInt64(Limits.houseSlotCount))
+        Int(StableHash.fnv1a(walletID) % UInt64(Limits.houseSlotCount))
     }
 
     public static func expireTransactionID(holdID: String) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import WalletDomain
 
 #if canImport(Glibc)
     import Glibc
@@ -206,17 +207,7 @@ extension LocalPostgres {
             if (preferred + "/.s.PGSQL.65535").utf8.count <= LocalPostgres.socketPathBytesMax {
                 return preferred
             }
-            return "/tmp/wallet-pg-" + String(stableHash(root), radix: 16)
-        }
-
-        /// FNV-1a: stable across processes, unlike Hasher.
-        static func stableHash(_ text: String) -> UInt64 {
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            for byte in text.utf8 {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x0000_0100_0000_01b3
-            }
-            return hash
+            return "/tmp/wallet-pg-" + String(StableHash.fnv1a(root), radix: 16)
         }
 
         func prepareDirectories() throws {

@@ -94,16 +94,7 @@ public final class PostgresLedgerStore: LedgerStore {
 
     /// A wallet's commands always go to the same worker: that is its lane.
     private func worker(for key: String) -> StoreWorker {
-        workers[Int(Self.stableHash(key) % UInt64(workers.count))]
-    }
-
-    private static func stableHash(_ key: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in key.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01b3
-        }
-        return hash
+        workers[Int(StableHash.fnv1a(key) % UInt64(workers.count))]
     }
 
     private let roundRobin = Atomic<Int>(0)
@@ -185,7 +176,7 @@ public final class PostgresLedgerStore: LedgerStore {
 
     /// Runs a read (or a small write outside the lanes) on a worker thread.
     private func onWorker<T: Sendable>(
-        _ label: String, _ body: @escaping @Sendable (PostgresConnection) throws -> T
+        _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws(LedgerError) -> T {
         let log = configuration.log
         let result = await withCheckedContinuation {
@@ -223,7 +214,7 @@ public final class PostgresLedgerStore: LedgerStore {
 
     public func createWallet(_ request: CreateWallet) async throws(LedgerError) -> (wallet: WalletRecord, created: Bool)
     {
-        try await onWorker(request.walletID) { connection in
+        try await onWorker { connection in
             let now = RowCoding.microseconds()
             let inserted = try connection.execute(
                 """
@@ -248,7 +239,7 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func defineAsset(_ request: DefineAsset) async throws(LedgerError) -> (asset: Asset, created: Bool) {
-        try await onWorker(request.code) { connection in
+        try await onWorker { connection in
             try connection.transaction {
                 let now = RowCoding.microseconds()
                 let inserted = try connection.execute(
@@ -275,7 +266,7 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance] {
-        try await onWorker(walletID) { connection in
+        try await onWorker { connection in
             // One round trip, one snapshot (REPEATABLE READ: balances and holds
             // as of the same commit), and the database's clock for expiry.
             let wallets = PostgresText.arrayLiteral([walletID])
@@ -296,7 +287,7 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func transaction(id: String) async throws(LedgerError) -> TransactionRecord {
-        try await onWorker(id) { connection in
+        try await onWorker { connection in
             let executor = BatchExecutor(connection: connection)
             guard let record = try executor.loadTransactions([id])[id], record.kind != .tombstone else {
                 throw LedgerError.transactionNotFound(id)
@@ -306,7 +297,7 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage {
-        try await onWorker(walletID) { connection in
+        try await onWorker { connection in
             let wallet = try connection.execute("SELECT 1 FROM wallets WHERE wallet_id = $1", [walletID])
             guard wallet.rowCount == 1 else { throw LedgerError.walletNotFound(walletID) }
             let rows = try connection.execute(
@@ -329,7 +320,7 @@ public final class PostgresLedgerStore: LedgerStore {
 
     /// Open holds past their expiry, oldest first, for the sweeper.
     public func expiredHolds(limit: Int) async throws(LedgerError) -> [String] {
-        try await onWorker("sweeper") { connection in
+        try await onWorker { connection in
             let rows = try connection.execute(
                 """
                 SELECT transaction_id FROM transactions

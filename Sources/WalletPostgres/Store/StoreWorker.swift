@@ -69,12 +69,6 @@ final class StoreWorker: @unchecked Sendable {
         condition.unlock()
     }
 
-    var queuedWrites: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return writes.count - writesHead
-    }
-
     func enqueue(_ pending: PendingCommand) {
         condition.lock()
         if stopping {
