@@ -10,7 +10,7 @@ struct BenchOptions: Sendable {
         usage: wallet-bench --target HOST:PORT --scenario NAME --duration SECONDS --concurrency N
                             [--rate R] [--json] [--database-url URL] [--wallets N] [--echo]
                             [--connections N] [--timeout-ms MS] [--retry-share FRACTION] [--zipf-exponent S]
-                            [--retry-transient]
+                            [--retry-transient] [--timeline]
 
           --target HOST:PORT       the wallet server (loopback only)
           --scenario NAME          hot | pot | uniform | zipf | mixed (ignored with --echo)
@@ -28,6 +28,7 @@ struct BenchOptions: Sendable {
           --retry-transient        resend a call answered UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED
                                    (same bytes, same transaction_id) with backoff until it gets a final
                                    answer, as the game service does; for runs that restart the server
+          --timeline               also print completions and the slowest call of every quarter second
         """
 
     var target = ""
@@ -43,6 +44,7 @@ struct BenchOptions: Sendable {
     var retryShare = 0.1
     var zipfExponent = 1.1
     var retryTransient = false
+    var timeline = false
 
     /// Wallets of the plan: the flag, or the scenario's default.
     var walletCount: Int {
@@ -93,6 +95,7 @@ struct BenchOptions: Sendable {
             case "--retry-share": options.retryShare = try number(flag, 0.0...1.0)
             case "--zipf-exponent": options.zipfExponent = try number(flag, 0.0...10.0)
             case "--retry-transient": options.retryTransient = true
+            case "--timeline": options.timeline = true
             case "--help", "-h": throw BenchError(usage)
             default: throw BenchError("unknown option \(flag)\n\(usage)")
             }

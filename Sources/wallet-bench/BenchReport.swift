@@ -35,6 +35,14 @@ struct BenchReport: Sendable {
                 + "p99 \(format(milliseconds(0.99), 3))  p99.9 \(format(milliseconds(0.999), 3))  "
                 + "max \(format(Double(histogram.maximumNanoseconds) / 1e6, 3))  mean \(format(histogram.meanNanoseconds / 1e6, 3))",
         ]
+        if options.timeline {
+            lines.append("timeline (completions per 0.25 s, slowest call of each slice):")
+            for slice in (totals.slices.keys.min() ?? 0)...(totals.slices.keys.max() ?? 0) {
+                let (count, slowest) = totals.slices[slice] ?? (0, 0)
+                let from = Double(slice) * Double(LoadRecorder.sliceNanoseconds) / 1e9
+                lines.append("  \(format(from, 2)) s: \(count) calls, slowest \(format(Double(slowest) / 1e6, 1)) ms")
+            }
+        }
         if totals.errors.isEmpty {
             lines.append("errors: none")
         } else {

@@ -15,6 +15,9 @@ final class LoadRecorder: Sendable {
         /// original).
         var unexpected = 0
         var lastCompletionNanoseconds: UInt64 = 0
+        /// Completions per time slice of the run (`--timeline`): index ->
+        /// (calls completed, slowest of them).
+        var slices: [Int: (count: Int, maxNanoseconds: UInt64)] = [:]
 
         mutating func merge(_ other: Totals) {
             histogram.merge(other.histogram)
@@ -23,10 +26,15 @@ final class LoadRecorder: Sendable {
             errors.merge(other.errors, uniquingKeysWith: +)
             unexpected += other.unexpected
             lastCompletionNanoseconds = max(lastCompletionNanoseconds, other.lastCompletionNanoseconds)
+            slices.merge(other.slices) { ($0.count + $1.count, max($0.maxNanoseconds, $1.maxNanoseconds)) }
         }
     }
 
     private let totals = Mutex(Totals())
+    private let startNanoseconds: UInt64
+    static let sliceNanoseconds: UInt64 = 250_000_000
+
+    init(startNanoseconds: UInt64) { self.startNanoseconds = startNanoseconds }
 
     func record(latencyNanoseconds: UInt64, completedAt: UInt64, result: ClientResult, expected: Bool) {
         var errorKey: String?
@@ -44,6 +52,9 @@ final class LoadRecorder: Sendable {
             }
             if !expected { totals.unexpected += 1 }
             totals.lastCompletionNanoseconds = max(totals.lastCompletionNanoseconds, completedAt)
+            let slice = Int((completedAt &- startNanoseconds) / Self.sliceNanoseconds)
+            let previous = totals.slices[slice] ?? (0, 0)
+            totals.slices[slice] = (previous.count + 1, max(previous.maxNanoseconds, latencyNanoseconds))
         }
     }
 

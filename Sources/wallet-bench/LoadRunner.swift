@@ -30,8 +30,8 @@ struct LoadRunner {
     var retryTransient = false
 
     func run() async -> Result {
-        let recorders = channels.map { _ in LoadRecorder() }
         let start = monotonicNanoseconds()
+        let recorders = channels.map { _ in LoadRecorder(startNanoseconds: start) }
         var settings = LoadSettings(
             workload: workload, timeoutMilliseconds: timeoutMilliseconds,
             endNanoseconds: start + UInt64(durationSeconds * 1e9))

@@ -16,6 +16,7 @@ struct Options {
     var writeMode = WriteMode.lanes
     var batchSizeMax = 512
     var queueDepthMax = 20_000
+    var slowBatchMilliseconds = 100
     var dataDirectory = ".data"
     var embeddedPort = 54329
     var drainTimeoutMilliseconds = 10_000
@@ -37,6 +38,8 @@ struct Options {
           --write-mode MODE          [WALLET_WRITE_MODE]    lanes (default) or per-request
           --batch-size-max N         [WALLET_BATCH_SIZE_MAX] commands per database transaction, default 512
           --queue-depth-max N        [WALLET_QUEUE_DEPTH_MAX] queued commands per lane, default 20000
+          --slow-batch-ms N          [WALLET_SLOW_BATCH_MS] log a batch slower than this, with its steps;
+                                                            default 100
           --data-dir DIR             [WALLET_DATA_DIR]      default .data
           --embedded-port N          [WALLET_EMBEDDED_PORT] default 54329
           --drain-timeout-ms N                              default 10000
@@ -53,6 +56,9 @@ struct Options {
         }
         if let value = environment["WALLET_QUEUE_DEPTH_MAX"] {
             options.queueDepthMax = try number(value, "WALLET_QUEUE_DEPTH_MAX")
+        }
+        if let value = environment["WALLET_SLOW_BATCH_MS"] {
+            options.slowBatchMilliseconds = try number(value, "WALLET_SLOW_BATCH_MS")
         }
         if let value = environment["WALLET_DATA_DIR"] { options.dataDirectory = value }
         if let value = environment["WALLET_EMBEDDED_PORT"] {
@@ -83,6 +89,7 @@ struct Options {
             case "--write-mode": options.writeMode = try mode(try value())
             case "--batch-size-max": options.batchSizeMax = try number(try value(), name)
             case "--queue-depth-max": options.queueDepthMax = try number(try value(), name)
+            case "--slow-batch-ms": options.slowBatchMilliseconds = try number(try value(), name)
             case "--data-dir": options.dataDirectory = try value()
             case "--embedded-port": options.embeddedPort = try number(try value(), name)
             case "--drain-timeout-ms": options.drainTimeoutMilliseconds = try number(try value(), name)

@@ -60,11 +60,12 @@ struct WalletServerMain {
     static func serve(_ options: Options) throws {
         Log.info("starting (write mode \(options.writeMode.rawValue), pool \(options.effectivePoolSize))")
         let url = try databaseURL(options)
-        let store = try PostgresLedgerStore(
-            configuration: StoreConfiguration(
-                databaseURL: url, poolSize: options.effectivePoolSize, writeMode: options.writeMode,
-                batchSizeMax: options.batchSizeMax, queueDepthMax: options.queueDepthMax,
-                log: { Log.info($0) }))
+        var configuration = StoreConfiguration(
+            databaseURL: url, poolSize: options.effectivePoolSize, writeMode: options.writeMode,
+            batchSizeMax: options.batchSizeMax, queueDepthMax: options.queueDepthMax,
+            log: { Log.info($0) })
+        configuration.slowBatchMilliseconds = options.slowBatchMilliseconds
+        let store = try PostgresLedgerStore(configuration: configuration)
         Log.info("database ready at \(ConnectionString.redacted(url))")
         let service = WalletService(store: store, pageTokens: store.pageTokens)
         let server = try WalletServer(listen: options.listen, service: service)

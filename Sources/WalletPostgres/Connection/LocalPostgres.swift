@@ -121,6 +121,15 @@ package struct LocalPostgres {
             unix_socket_directories = '\(layout.socketDirectory.replacingOccurrences(of: "'", with: "''"))'
             fsync = on
             synchronous_commit = on
+            # Sized for a ledger's write stream (every setting keeps each
+            # commit durable): room for the working set, so backends do not
+            # evict dirty pages themselves; checkpoints every 15 minutes or
+            # 4 GB of WAL rather than every 1 GB (a checkpoint's first writes
+            # of each page are full-page images, and its flushes stall commits).
+            shared_buffers = 512MB
+            wal_buffers = 16MB
+            max_wal_size = 4GB
+            checkpoint_timeout = 15min
 
             """
         try Data(settings.utf8).write(to: URL(fileURLWithPath: path))

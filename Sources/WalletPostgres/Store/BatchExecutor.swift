@@ -1,5 +1,9 @@
 import WalletDomain
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Why a batch must run again from the start.
 enum BatchFailure: Error {
     /// The batch needs more wallets locked than it took (a target's wallet
@@ -7,6 +11,41 @@ enum BatchFailure: Error {
     /// first. Nothing was written.
     case retry(lockWallets: Set<String>)
     case database(PostgresError)
+}
+
+/// Wall-clock time of each step of one batch, in microseconds from its start.
+struct BatchPhases: Sendable, CustomStringConvertible {
+    enum Step: Int, CaseIterable {
+        case start, targets, locked, applied, encoded, committed
+    }
+    private var at: [Int64] = Array(repeating: -1, count: Step.allCases.count)
+
+    mutating func mark(_ step: Step) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        at[step.rawValue] = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+    }
+
+    /// Microseconds from start to the last step reached.
+    var totalMicroseconds: Int64 {
+        guard at[0] >= 0, let last = at.last(where: { $0 >= 0 }) else { return 0 }
+        return last - at[0]
+    }
+
+    var description: String {
+        let names: [Step: String] = [
+            .targets: "look up targets", .locked: "lock + read", .applied: "rules",
+            .encoded: "encode writes", .committed: "write + commit",
+        ]
+        var parts: [String] = []
+        var previous = at[0]
+        for step in Step.allCases.dropFirst() where at[step.rawValue] >= 0 {
+            let micros = at[step.rawValue] - previous
+            parts.append("\(names[step]!) \(micros / 1000).\(micros % 1000 / 100)")
+            previous = at[step.rawValue]
+        }
+        return parts.joined(separator: ", ") + " ms"
+    }
 }
 
 /// Applies commands in one database transaction: look up the transactions
@@ -20,6 +59,8 @@ struct BatchExecutor {
     /// workers never wait on each other for a house row.
     let houseSlot: Int?
     private var assets: [String: Asset] = [:]
+    /// Where the last `apply` spent its time (for the slow-batch log).
+    private(set) var phases = BatchPhases()
 
     init(connection: PostgresConnection, houseSlot: Int? = nil) {
         self.connection = connection
@@ -36,6 +77,8 @@ struct BatchExecutor {
     mutating func apply(_ commands: [Command], hints: [WalletHint?], now: Timestamp, lockHint: Set<String>)
         throws(BatchFailure) -> [Result<OperationResult, LedgerError>]
     {
+        phases = BatchPhases()
+        phases.mark(.start)
         do {
             return try applyInTransaction(commands, hints: hints, now: now, lockHint: lockHint)
         } catch let failure as BatchFailure {
@@ -88,6 +131,7 @@ struct BatchExecutor {
                 reads + [("load_transactions", [idsParameter]), ("load_entries", [idsParameter])])
             known = Self.transactions(first[1], entries: first[2])
             reads = []
+            phases.mark(.targets)
         }
         for command in commands {
             lockSet.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
@@ -111,6 +155,7 @@ struct BatchExecutor {
         let needsAssets = !assetsCached(for: commands, known: known)
         if needsAssets { reads.append(("load_assets", [])) }
         let second = Array(try connection.pipeline(reads)[readsStart...])
+        phases.mark(.locked)
         known = Self.transactions(second[3], entries: second[4])
         let now = second[5].int64(row: 0, column: 0) ?? now
         var needed = lockSet
@@ -137,8 +182,11 @@ struct BatchExecutor {
             results.append(Ledger.apply(command, to: &state, now: now))
         }
 
-        // Round trip 3.
-        _ = try connection.pipeline(writes(state) + [("commit", [])])
+        phases.mark(.applied)
+        let statements = writes(state) + [("commit", [])]
+        phases.mark(.encoded)
+        _ = try connection.pipeline(statements)
+        phases.mark(.committed)
         return results
     }
 
@@ -322,9 +370,12 @@ enum Statements {
     /// milliseconds per batch within seconds of a fresh start. Workers never
     /// want a sequential scan, so they rule them out. (Session state: with a
     /// transaction-mode pooler, set it on the role instead:
-    /// `ALTER ROLE … SET enable_seqscan = off`.)
+    /// `ALTER ROLE … SET enable_seqscan = off`.) With only key lookups left,
+    /// the generic plan is as good as a custom one, so workers also skip the
+    /// replanning Postgres would otherwise do for statements with array
+    /// parameters (`plan_cache_mode = force_generic_plan`).
     static func configureSession(_ connection: PostgresConnection) throws(PostgresError) {
-        try connection.executeScript("SET enable_seqscan = off")
+        try connection.executeScript("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
     }
 
     static func prepareAll(on connection: PostgresConnection) {

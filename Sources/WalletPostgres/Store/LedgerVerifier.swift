@@ -43,6 +43,20 @@ public enum LedgerVerifier {
             "a transaction's entries do not balance (transaction asset sum)",
             "SELECT transaction_id, asset, sum(amount) FROM entries GROUP BY transaction_id, asset HAVING sum(amount) <> 0"
         )
+        // Every entry belongs to a stored transaction and a stored wallet
+        // (checked here, not by foreign keys: see migration 2).
+        try check(
+            "entry without its transaction (wallet sequence transaction)",
+            """
+            SELECT e.wallet_id, e.sequence, e.transaction_id FROM entries e
+            WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.transaction_id = e.transaction_id)
+            """)
+        try check(
+            "entry of an unknown wallet (wallet sequence)",
+            """
+            SELECT e.wallet_id, e.sequence FROM entries e
+            WHERE NOT EXISTS (SELECT 1 FROM wallets w WHERE w.wallet_id = e.wallet_id)
+            """)
         // 3. no bucket below its floor once open, unexpired holds are counted.
         try check(
             "bucket below its floor (wallet asset bucket available floor)",

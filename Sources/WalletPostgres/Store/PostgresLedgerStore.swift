@@ -20,6 +20,8 @@ public struct StoreConfiguration: Sendable {
     public var batchSizeMax: Int
     /// Commands that may wait on one worker before callers get RESOURCE_EXHAUSTED.
     public var queueDepthMax: Int
+    /// A batch slower than this is logged with where its time went; 0: never.
+    public var slowBatchMilliseconds = 100
     public var log: @Sendable (String) -> Void
 
     public init(
@@ -58,7 +60,8 @@ public final class PostgresLedgerStore: LedgerStore {
         let settings = StoreWorker.Settings(
             databaseURL: configuration.databaseURL, houseSlot: nil,
             batchSizeMax: configuration.writeMode == .lanes ? configuration.batchSizeMax : 1,
-            queueDepthMax: configuration.queueDepthMax, log: configuration.log)
+            queueDepthMax: configuration.queueDepthMax, slowBatchMilliseconds: configuration.slowBatchMilliseconds,
+            log: configuration.log)
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(name: "wallet-db-\($0)", settings: settings, houseSlot: $0 % Limits.houseSlotCount)
         }

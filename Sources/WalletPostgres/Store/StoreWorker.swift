@@ -32,6 +32,9 @@ final class StoreWorker: @unchecked Sendable {
         var houseSlot: Int?
         var batchSizeMax: Int
         var queueDepthMax: Int
+        /// A batch slower than this (from its start to its commit) is logged
+        /// with where its time went; 0: never.
+        var slowBatchMilliseconds: Int = 100
         var log: @Sendable (String) -> Void
     }
 
@@ -189,6 +192,10 @@ final class StoreWorker: @unchecked Sendable {
                 let results = try executor.apply(
                     live.map(\.command), hints: live.map(\.hint), now: RowCoding.microseconds(), lockHint: lockHint)
                 self.executor = executor
+                let elapsed = executor.phases.totalMicroseconds
+                if settings.slowBatchMilliseconds > 0, elapsed >= Int64(settings.slowBatchMilliseconds) * 1000 {
+                    settings.log("\(name): slow batch: \(live.count) commands: \(executor.phases)")
+                }
                 for (item, result) in zip(live, results) { item.completion(result) }
                 if results.isEmpty {
                     attempts += 1
