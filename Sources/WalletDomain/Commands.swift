@@ -24,6 +24,34 @@ public enum Command: Sendable {
         }
     }
 
+    /// The request as idempotency compares it; nil for the internal Expire.
+    public var fingerprint: RequestFingerprint? {
+        switch self {
+        case .credit(let c): c.fingerprint
+        case .debit(let c): c.fingerprint
+        case .authorize(let c): c.fingerprint
+        case .settle(let c): c.fingerprint
+        case .rollback(let c): c.fingerprint
+        case .reverse(let c): c.fingerprint
+        case .transfer(let c): c.fingerprint
+        case .expire: nil
+        }
+    }
+
+    /// The caller's metadata; empty for the internal Expire.
+    public var metadata: [String: String] {
+        switch self {
+        case .credit(let c): c.metadata
+        case .debit(let c): c.metadata
+        case .authorize(let c): c.metadata
+        case .settle(let c): c.metadata
+        case .rollback(let c): c.metadata
+        case .reverse(let c): c.metadata
+        case .transfer(let c): c.metadata
+        case .expire: [:]
+        }
+    }
+
     /// The wallet a command is queued behind: the one whose order matters.
     /// Nil when it is only known after a lookup (Settle, Rollback, Reverse, Expire).
     public var primaryWalletID: String? {

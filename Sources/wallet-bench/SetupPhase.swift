@@ -4,7 +4,7 @@ import WalletGRPC
 /// clock starts. Funding credits are booked like any acknowledged operation.
 enum SetupPhase {
     /// Setup calls in flight at once.
-    static let callsInFlightMax = 64
+    static let callsInFlightMax = 256
     static let progressEveryWallets = 20_000
 
     static func run(workload: Workload, channel: GRPCChannel, timeoutMilliseconds: Int, log: @Sendable (String) -> Void)

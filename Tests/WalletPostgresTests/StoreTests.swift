@@ -333,6 +333,13 @@ import WalletPostgres
         #expect(try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("compensation") })
         _ = try connection.execute("UPDATE transactions SET status = 'POSTED' WHERE transaction_id = 'fund-p'")
         try Self.expectClean(url)
+        // An entry whose transaction row is gone (no foreign key since
+        // migration 2): verify finds the orphan.
+        _ = try connection.execute("ALTER TABLE transactions RENAME TO transactions_kept")
+        _ = try connection.execute("CREATE TABLE transactions AS SELECT * FROM transactions_kept WHERE transaction_id <> 'fund-p'")
+        #expect(try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("entry without its transaction") })
+        _ = try connection.executeScript("DROP TABLE transactions; ALTER TABLE transactions_kept RENAME TO transactions")
+        try Self.expectClean(url)
         _ = try connection.execute("UPDATE balances SET posted = posted + 5 WHERE wallet_id = 'p'")
         var problems = try LedgerVerifier.verify(databaseURL: url)
         #expect(problems.contains { $0.contains("posted differs") })
@@ -346,5 +353,53 @@ import WalletPostgres
             """)
         problems = try LedgerVerifier.verify(databaseURL: url)
         #expect(problems.contains { $0.contains("hash chain breaks") })
+    }
+
+    /// CreateWallet queues on the wallet's lane and many are created in one
+    /// transaction; the answers are those of one request after another.
+    @Test(arguments: [WriteMode.lanes, WriteMode.perRequest])
+    func concurrentCreatesAnswerAsIfOneAfterAnother(mode: WriteMode) async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url, mode: mode, pool: 2)
+        _ = try await store.defineAsset(try DefineAsset(code: "USD", decimalPlaces: 2))
+        let outcomes = try await withThrowingTaskGroup(of: (Int, Result<Bool, LedgerError>).self) { group in
+            // 600 distinct wallets, each asked for 3 times at once: twice
+            // with the same parameters, once with another overdraft.
+            for index in 0..<1_800 {
+                group.addTask {
+                    let wallet = index % 600
+                    let overdraft: Int64 = index >= 1_200 ? 7 : 0
+                    let request = try CreateWallet(
+                        walletID: "c\(wallet)", overdraftLimit: overdraft, labels: ["n": "\(wallet)"])
+                    do throws(LedgerError) {
+                        return (index, .success(try await store.createWallet(request).created))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            var all: [Int: Result<Bool, LedgerError>] = [:]
+            for try await (index, outcome) in group { all[index] = outcome }
+            return all
+        }
+        for wallet in 0..<600 {
+            let answers = [wallet, wallet + 600, wallet + 1_200].map { outcomes[$0]! }
+            let created = answers.filter { if case .success(true) = $0 { true } else { false } }.count
+            #expect(created == 1, "wallet c\(wallet) created \(created) times")
+            let mismatches = answers.filter { if case .failure(let e) = $0 { e.reason == "WALLET_EXISTS" } else { false } }
+            // The odd one out either created the wallet (then both others
+            // mismatch) or came after the first of the others (then it alone does).
+            if case .success(true) = answers[2] {
+                #expect(mismatches.count == 2)
+            } else {
+                #expect(mismatches.count == 1)
+                if case .failure(let error) = answers[2] { #expect(error.reason == "WALLET_EXISTS") }
+            }
+        }
+        let connection = try PostgresConnection(url: url)
+        let count = try connection.execute("SELECT count(*) FROM wallets WHERE wallet_id LIKE 'c%'")
+        #expect(count.int64(row: 0, column: 0) == 600)
+        store.shutdown()
+        try Self.expectClean(url)
     }
 }

@@ -74,13 +74,14 @@ struct BatchExecutor {
     /// Two or three round trips per batch, whatever its size (libpq pipeline
     /// mode): [BEGIN + look up targets]; [BEGIN +] lock the wallets + load
     /// their balances, holds and the named transactions; every write + COMMIT.
-    mutating func apply(_ commands: [Command], hints: [WalletHint?], now: Timestamp, lockHint: Set<String>)
-        throws(BatchFailure) -> [Result<OperationResult, LedgerError>]
-    {
+    mutating func apply(
+        _ commands: [Command], hints: [WalletHint?], prepared: [String: PreparedRow] = [:], now: Timestamp,
+        lockHint: Set<String>
+    ) throws(BatchFailure) -> [Result<OperationResult, LedgerError>] {
         phases = BatchPhases()
         phases.mark(.start)
         do {
-            return try applyInTransaction(commands, hints: hints, now: now, lockHint: lockHint)
+            return try applyInTransaction(commands, hints: hints, prepared: prepared, now: now, lockHint: lockHint)
         } catch let failure as BatchFailure {
             rollback()
             throw failure
@@ -106,7 +107,8 @@ struct BatchExecutor {
     /// `now` is a fallback: the batch uses the database's clock, read after
     /// its locks.
     private mutating func applyInTransaction(
-        _ commands: [Command], hints: [WalletHint?], now: Timestamp, lockHint: Set<String>
+        _ commands: [Command], hints: [WalletHint?], prepared: [String: PreparedRow], now: Timestamp,
+        lockHint: Set<String>
     ) throws -> [Result<OperationResult, LedgerError>] {
         var transactionIDs = Set<String>()
         for command in commands {
@@ -183,7 +185,7 @@ struct BatchExecutor {
         }
 
         phases.mark(.applied)
-        let statements = writes(state) + [("commit", [])]
+        let statements = writes(state, prepared: prepared) + [("commit", [])]
         phases.mark(.encoded)
         _ = try connection.pipeline(statements)
         phases.mark(.committed)
@@ -254,7 +256,7 @@ struct BatchExecutor {
     // MARK: Writing
 
     /// Every statement that records what the batch changed, in one list.
-    func writes(_ state: LedgerState) -> [(name: String, parameters: [String?])] {
+    func writes(_ state: LedgerState, prepared: [String: PreparedRow] = [:]) -> [(name: String, parameters: [String?])] {
         var statements: [(name: String, parameters: [String?])] = []
         let inserted = state.insertedTransactionIDs.compactMap { state.transactions[$0] }
         // Ids in one global order: two batches inserting the same new ids
@@ -262,13 +264,13 @@ struct BatchExecutor {
         let insertedByID = inserted.sorted { $0.id < $1.id }
         let replaced = state.replacedTransactionIDs.sorted().compactMap { state.transactions[$0] }
         if !replaced.isEmpty {
-            statements.append(("replace_transactions", transactionColumns(replaced)))
+            statements.append(("replace_transactions", transactionColumns(replaced, prepared: prepared)))
         }
         if !inserted.isEmpty || !replaced.isEmpty {
             if !inserted.isEmpty {
                 // No ON CONFLICT: an id another instance wrote first fails the
                 // whole pipeline, before COMMIT (see `apply`).
-                statements.append(("insert_transactions", transactionColumns(insertedByID)))
+                statements.append(("insert_transactions", transactionColumns(insertedByID, prepared: prepared)))
             }
             var entryColumns: [[String?]] = Array(repeating: [], count: 8)
             var historyWallets: [String?] = []
@@ -341,21 +343,40 @@ struct BatchExecutor {
         return statements
     }
 
-    private func transactionColumns(_ records: [TransactionRecord]) -> [String?] {
+    private func transactionColumns(_ records: [TransactionRecord], prepared: [String: PreparedRow]) -> [String?] {
         func text(_ values: (TransactionRecord) -> String) -> String {
             PostgresText.arrayLiteral(records.map { Optional(values($0)) })
         }
         func number(_ values: (TransactionRecord) -> Int64) -> String {
             PostgresText.arrayLiteral(records.map(values))
         }
-        let requests = records.map { $0.request.encoded }
+        // What depends on the request alone was computed before the command
+        // queued; a row whose request is not that command's (a rejection
+        // pinned on a tombstone keeps its own) is encoded here.
+        var requests: [String?] = []
+        var hashes: [String?] = []
+        var metadata: [String?] = []
+        requests.reserveCapacity(records.count)
+        hashes.reserveCapacity(records.count)
+        metadata.reserveCapacity(records.count)
+        for record in records {
+            if let row = prepared[record.id], row.matches(record) {
+                requests.append(row.encodedRequest)
+                hashes.append(row.requestHashHex)
+                metadata.append(row.metadataJSON)
+            } else {
+                let encoded = record.request.encoded
+                requests.append(encoded)
+                hashes.append(hexString(SHA256.hash(Array(encoded.utf8))))
+                metadata.append(RowCoding.encodeMap(record.metadata))
+            }
+        }
         return [
             text(\.id), text(\.kind.rawValue), text(\.status.rawValue), text(\.walletID), text(\.asset),
-            number(\.amount), number(\.createdAt), text { RowCoding.encodeMap($0.metadata) }, text(\.targetID),
+            number(\.amount), number(\.createdAt), PostgresText.arrayLiteral(metadata), text(\.targetID),
             text { RowCoding.encodeFunding($0.funding) }, number(\.expiresAt), text(\.reason),
             text(\.counterpartyWalletID), text { $0.targetFound ? "t" : "f" },
-            PostgresText.arrayLiteral(requests.map { Optional($0) }),
-            PostgresText.arrayLiteral(requests.map { Optional(hexString(SHA256.hash(Array($0.utf8)))) }),
+            PostgresText.arrayLiteral(requests), PostgresText.arrayLiteral(hashes),
         ]
     }
 }
@@ -405,6 +426,22 @@ enum Statements {
             FROM wallets WHERE wallet_id = ANY($1::text[]) ORDER BY wallet_id FOR UPDATE
             """)
         connection.prepare("load_assets", "SELECT code, decimal_places FROM assets")
+        connection.prepare(
+            "create_wallets",
+            """
+            INSERT INTO wallets (wallet_id, overdraft_limit, labels, created_at, last_hash)
+            SELECT id, overdraft_limit, labels::jsonb, $4, decode($5, 'hex')
+            FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id, overdraft_limit, labels)
+            ORDER BY id
+            ON CONFLICT (wallet_id) DO NOTHING
+            RETURNING wallet_id
+            """)
+        connection.prepare(
+            "load_wallets",
+            """
+            SELECT wallet_id, overdraft_limit, labels::text AS labels, created_at, last_sequence, last_hash
+            FROM wallets WHERE wallet_id = ANY($1::text[])
+            """)
         connection.prepare("wallet_exists", "SELECT 1 FROM wallets WHERE wallet_id = $1")
         connection.prepare("asset_exists", "SELECT 1 FROM assets WHERE code = $1")
         connection.prepare(

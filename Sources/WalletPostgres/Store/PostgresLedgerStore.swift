@@ -164,10 +164,11 @@ public final class PostgresLedgerStore: LedgerStore {
     {
         let worker = writer(for: command)
         let hint = targetHint(command)
+        let prepared = PreparedRow(command)
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
             worker.enqueue(
-                PendingCommand(command: command, hint: hint, deadline: deadline) { continuation.resume(returning: $0) })
+                PendingCommand(command: command, prepared: prepared, hint: hint, deadline: deadline) { continuation.resume(returning: $0) })
         }
         if case .success(let outcome) = result, !outcome.replayed,
             outcome.transaction.kind == .authorize || outcome.transaction.kind == .debit
@@ -217,28 +218,14 @@ public final class PostgresLedgerStore: LedgerStore {
 
     public func createWallet(_ request: CreateWallet) async throws(LedgerError) -> (wallet: WalletRecord, created: Bool)
     {
-        try await onWorker { connection in
-            let now = RowCoding.microseconds()
-            let inserted = try connection.execute(
-                """
-                INSERT INTO wallets (wallet_id, overdraft_limit, labels, created_at, last_hash)
-                VALUES ($1, $2, $3::jsonb, $4, decode($5, 'hex')) ON CONFLICT (wallet_id) DO NOTHING
-                """,
-                [
-                    request.walletID, String(request.overdraftLimit), RowCoding.encodeMap(request.labels), String(now),
-                    hexString(HashChain.genesis),
-                ])
-            let rows = try connection.execute(
-                """
-                SELECT wallet_id, overdraft_limit, labels::text AS labels, created_at, last_sequence, last_hash
-                FROM wallets WHERE wallet_id = $1
-                """, [request.walletID])
-            guard rows.rowCount == 1 else { throw LedgerError.internalError("wallet vanished") }
-            let wallet = RowCoding.wallet(rows, row: 0)
-            if inserted.rowsAffected == 1 { return (wallet, true) }
-            try Registry.existingWallet(wallet, matches: request)
-            return (wallet, false)
+        // Queued on the wallet's lane and created with whatever else is
+        // queued there, in one transaction.
+        let lane = worker(for: request.walletID)
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<(wallet: WalletRecord, created: Bool), LedgerError>, Never>) in
+            lane.enqueueCreate(PendingCreate(request: request) { continuation.resume(returning: $0) })
         }
+        return try result.get()
     }
 
     public func defineAsset(_ request: DefineAsset) async throws(LedgerError) -> (asset: Asset, created: Bool) {

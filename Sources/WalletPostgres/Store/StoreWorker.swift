@@ -11,8 +11,36 @@ struct WalletHint: Sendable, Hashable {
     let asset: String
 }
 
+/// The columns of a command's transaction row that depend on the request
+/// alone (its canonical text, that text's SHA-256, the metadata as JSON),
+/// computed on the caller's task before the command queues: a lane's thread
+/// is the serial part of a hot wallet's writes, so work moved off it is
+/// throughput gained. Used for a row only when the row's request and
+/// metadata are still these (see `BatchExecutor.transactionColumns`).
+struct PreparedRow: Sendable {
+    let request: RequestFingerprint
+    let metadata: [String: String]
+    let encodedRequest: String
+    let requestHashHex: String
+    let metadataJSON: String
+
+    init?(_ command: Command) {
+        guard let request = command.fingerprint else { return nil }
+        self.request = request
+        self.metadata = command.metadata
+        encodedRequest = request.encoded
+        requestHashHex = hexString(SHA256.hash(Array(encodedRequest.utf8)))
+        metadataJSON = RowCoding.encodeMap(metadata)
+    }
+
+    func matches(_ record: TransactionRecord) -> Bool {
+        record.request == request && record.metadata == metadata
+    }
+}
+
 struct PendingCommand: Sendable {
     let command: Command
+    let prepared: PreparedRow?
     let hint: WalletHint?
     let deadline: ContinuousClock.Instant?
     let completion: @Sendable (Result<OperationResult, LedgerError>) -> Void
@@ -43,6 +71,7 @@ final class StoreWorker: @unchecked Sendable {
     private var writes: [PendingCommand] = []
     private var writesHead = 0
     private var reads: [@Sendable (PostgresConnection?) -> Void] = []
+    private var creates: [PendingCreate] = []
     private var stopping = false
     private var stopped = false
     private let name: String
@@ -93,6 +122,30 @@ final class StoreWorker: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Queues a CreateWallet; the worker creates everything queued in one
+    /// transaction.
+    func enqueueCreate(_ pending: PendingCreate) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            pending.completion(.failure(.unavailable("the server is shutting down")))
+            return
+        }
+        if creates.count >= settings.queueDepthMax {
+            condition.unlock()
+            pending.completion(
+                .failure(
+                    LedgerError(
+                        .resourceExhausted, "QUEUE_FULL",
+                        "too many wallets being created (\(settings.queueDepthMax)); nothing was recorded, retry later")
+                ))
+            return
+        }
+        creates.append(pending)
+        condition.signal()
+        condition.unlock()
+    }
+
     /// Runs `job` on the worker's thread with its connection (nil when the
     /// database cannot be reached).
     func enqueueRead(_ job: @escaping @Sendable (PostgresConnection?) -> Void) {
@@ -110,8 +163,8 @@ final class StoreWorker: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while writes.count == writesHead, reads.isEmpty, !stopping { condition.wait() }
-            if stopping, writes.count == writesHead, reads.isEmpty {
+            while writes.count == writesHead, reads.isEmpty, creates.isEmpty, !stopping { condition.wait() }
+            if stopping, writes.count == writesHead, reads.isEmpty, creates.isEmpty {
                 stopped = true
                 condition.broadcast()
                 condition.unlock()
@@ -120,6 +173,9 @@ final class StoreWorker: @unchecked Sendable {
             }
             let readJobs = reads
             reads.removeAll()
+            let createCount = min(settings.batchSizeMax, creates.count)
+            let createBatch = Array(creates[..<createCount])
+            creates.removeFirst(createCount)
             let take = min(settings.batchSizeMax, writes.count - writesHead)
             let batch = Array(writes[writesHead..<(writesHead + take)])
             writesHead += take
@@ -134,6 +190,7 @@ final class StoreWorker: @unchecked Sendable {
 
             let live = ensureConnection()
             for job in readJobs { job(live) }
+            if !createBatch.isEmpty { runCreates(createBatch) }
             if !batch.isEmpty { runBatch(batch) }
         }
     }
@@ -189,8 +246,11 @@ final class StoreWorker: @unchecked Sendable {
                 return
             }
             do throws(BatchFailure) {
+                var prepared: [String: PreparedRow] = [:]
+                for item in live { if let row = item.prepared { prepared[item.command.transactionID] = row } }
                 let results = try executor.apply(
-                    live.map(\.command), hints: live.map(\.hint), now: RowCoding.microseconds(), lockHint: lockHint)
+                    live.map(\.command), hints: live.map(\.hint), prepared: prepared, now: RowCoding.microseconds(),
+                    lockHint: lockHint)
                 self.executor = executor
                 let elapsed = executor.phases.totalMicroseconds
                 if settings.slowBatchMilliseconds > 0, elapsed >= Int64(settings.slowBatchMilliseconds) * 1000 {
@@ -250,6 +310,28 @@ final class StoreWorker: @unchecked Sendable {
                     return
                 }
             }
+        }
+    }
+
+    private func runCreates(_ batch: [PendingCreate]) {
+        guard let connection = ensureConnection() else {
+            for item in batch { item.completion(.failure(.unavailable("the database is unreachable"))) }
+            return
+        }
+        do {
+            let results = try WalletCreation.apply(
+                batch.map(\.request), on: connection, now: RowCoding.microseconds())
+            for (item, result) in zip(batch, results) { item.completion(result) }
+        } catch {
+            if connection.isConnected, connection.isInTransaction { _ = try? connection.executeScript("ROLLBACK") }
+            settings.log("\(name): creating \(batch.count) wallets failed: \(error)")
+            // Creating a wallet is idempotent: a retry finds it if the commit
+            // went through.
+            let failure: LedgerError =
+                error.isConnectionFailure || error.isRetryable
+                ? .unavailable("the database did not answer; retry (creating a wallet is idempotent)")
+                : .internalError("storage error creating the wallet")
+            for item in batch { item.completion(.failure(failure)) }
         }
     }
 
