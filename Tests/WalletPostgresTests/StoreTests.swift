@@ -336,9 +336,11 @@ import WalletPostgres
         // An entry whose transaction row is gone (no foreign key since
         // migration 2): verify finds the orphan.
         _ = try connection.execute("ALTER TABLE transactions RENAME TO transactions_kept")
-        _ = try connection.execute("CREATE TABLE transactions AS SELECT * FROM transactions_kept WHERE transaction_id <> 'fund-p'")
+        _ = try connection.execute(
+            "CREATE TABLE transactions AS SELECT * FROM transactions_kept WHERE transaction_id <> 'fund-p'")
         #expect(try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("entry without its transaction") })
-        _ = try connection.executeScript("DROP TABLE transactions; ALTER TABLE transactions_kept RENAME TO transactions")
+        _ = try connection.executeScript(
+            "DROP TABLE transactions; ALTER TABLE transactions_kept RENAME TO transactions")
         try Self.expectClean(url)
         _ = try connection.execute("UPDATE balances SET posted = posted + 5 WHERE wallet_id = 'p'")
         var problems = try LedgerVerifier.verify(databaseURL: url)
@@ -386,7 +388,9 @@ import WalletPostgres
             let answers = [wallet, wallet + 600, wallet + 1_200].map { outcomes[$0]! }
             let created = answers.filter { if case .success(true) = $0 { true } else { false } }.count
             #expect(created == 1, "wallet c\(wallet) created \(created) times")
-            let mismatches = answers.filter { if case .failure(let e) = $0 { e.reason == "WALLET_EXISTS" } else { false } }
+            let mismatches = answers.filter {
+                if case .failure(let e) = $0 { e.reason == "WALLET_EXISTS" } else { false }
+            }
             // The odd one out either created the wallet (then both others
             // mismatch) or came after the first of the others (then it alone does).
             if case .success(true) = answers[2] {

@@ -256,7 +256,8 @@ struct BatchExecutor {
     // MARK: Writing
 
     /// Every statement that records what the batch changed, in one list.
-    func writes(_ state: LedgerState, prepared: [String: PreparedRow] = [:]) -> [(name: String, parameters: [String?])] {
+    func writes(_ state: LedgerState, prepared: [String: PreparedRow] = [:]) -> [(name: String, parameters: [String?])]
+    {
         var statements: [(name: String, parameters: [String?])] = []
         let inserted = state.insertedTransactionIDs.compactMap { state.transactions[$0] }
         // Ids in one global order: two batches inserting the same new ids

@@ -168,7 +168,9 @@ public final class PostgresLedgerStore: LedgerStore {
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
             worker.enqueue(
-                PendingCommand(command: command, prepared: prepared, hint: hint, deadline: deadline) { continuation.resume(returning: $0) })
+                PendingCommand(command: command, prepared: prepared, hint: hint, deadline: deadline) {
+                    continuation.resume(returning: $0)
+                })
         }
         if case .success(let outcome) = result, !outcome.replayed,
             outcome.transaction.kind == .authorize || outcome.transaction.kind == .debit
