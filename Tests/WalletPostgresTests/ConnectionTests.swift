@@ -186,6 +186,54 @@ struct ConnectionTests {
         #expect(PostgresText.parseArray(text) == strings)
     }
 
+    /// The binary array parameters the batch writes send: every element type
+    /// the store uses, NULLs, empty arrays and extremes come back from
+    /// Postgres as sent.
+    @Test func binaryArraysRoundTripThroughUnnest() throws {
+        let connection = try PostgresConnection(url: try TestDatabase.url())
+        connection.prepare(
+            "binary_arrays",
+            """
+            SELECT s, n, i, b, h FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::boolean[], $5::bytea[])
+                WITH ORDINALITY AS x(s, n, i, b, h, position) ORDER BY position
+            """)
+        connection.prepare("binary_empty", "SELECT cardinality($1::text[]) AS c, cardinality($2::bigint[]) AS d")
+        let strings = ConnectionEncodingTests.awkwardStrings
+        let count = strings.count
+        let numbers: [Int64] = (0..<count).map { [Int64.min, Int64.max, 0, -1][$0 % 4] &+ Int64($0 % 3) }
+        let integers: [Int32] = (0..<count).map { [Int32.min, Int32.max, 0, -7][$0 % 4] }
+        let flags: [Bool] = (0..<count).map { $0 % 3 == 0 }
+        let blobs: [[UInt8]] = (0..<count).map { Array(repeating: UInt8(truncatingIfNeeded: $0 * 37), count: $0) }
+        let results = try connection.pipeline([
+            (
+                "binary_arrays",
+                [
+                    PostgresBinaryArray.text(strings), PostgresBinaryArray.int64(numbers),
+                    PostgresBinaryArray.int32(integers), PostgresBinaryArray.bool(flags),
+                    PostgresBinaryArray.bytea(blobs),
+                ]
+            ),
+            ("binary_empty", [PostgresBinaryArray.text([String]()), PostgresBinaryArray.int64([])]),
+        ])
+        let rows = results[0]
+        #expect(rows.rowCount == count)
+        for row in 0..<rows.rowCount {
+            #expect(rows.string(row: row, column: "s") == strings[row])
+            #expect(rows.int64(row: row, column: "n") == numbers[row])
+            #expect(rows.int64(row: row, column: "i") == Int64(integers[row]))
+            #expect(rows.bool(row: row, column: "b") == flags[row])
+            #expect(rows.bytes(row: row, column: "h") == blobs[row])
+        }
+        #expect(results[1].int64(row: 0, column: "c") == 0)
+        #expect(results[1].int64(row: 0, column: "d") == 0)
+        // An element type the statement does not declare is refused, not converted.
+        #expect(throws: PostgresError.self) {
+            _ = try connection.pipeline([
+                ("binary_empty", [PostgresBinaryArray.int64([1]), PostgresBinaryArray.int64([])])
+            ])
+        }
+    }
+
     @Test func uniqueViolationIsRecognised() throws {
         let connection = try PostgresConnection(url: try TestDatabase.url())
         try connection.executeScript("CREATE TABLE keys (key text CONSTRAINT keys_pkey PRIMARY KEY)")

@@ -328,6 +328,8 @@ import WalletPostgres
         #expect(throws: PostgresError.self) {
             _ = try connection.execute("UPDATE entries SET amount = amount + 1 WHERE wallet_id = 'p'")
         }
+        #expect(throws: PostgresError.self) { _ = try connection.execute("TRUNCATE entries") }
+        #expect(throws: PostgresError.self) { _ = try connection.execute("TRUNCATE wallet_history") }
         // A status changed without the transaction that changes it.
         _ = try connection.execute("UPDATE transactions SET status = 'REVERSED' WHERE transaction_id = 'fund-p'")
         #expect(try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("compensation") })

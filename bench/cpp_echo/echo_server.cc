@@ -17,6 +17,10 @@
 // The hand-registered variants answer the fixed bytes 0x08 0x01
 // (HealthCheckResponse{status: SERVING}) whatever the request.
 // Listens insecure on 127.0.0.1:PORT; exits 0 on SIGTERM/SIGINT.
+//
+// Choice: the callback API. With default settings and the scripts/bench h2load
+// line (c=4, m=16, 2 cores) callback and health (also callback) both reach
+// ~71-74k req/s at ~20 us server CPU per call; sync only ~40-46k at ~36 us.
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>

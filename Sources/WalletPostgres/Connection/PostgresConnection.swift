@@ -176,6 +176,19 @@ package final class PostgresConnection {
         preparedStatements.insert(name)
     }
 
+    private func check(_ parameters: [PostgresParameter]) throws(PostgresError) {
+        precondition(parameters.count <= Self.parameterCountMax, "more than \(Self.parameterCountMax) parameters")
+        // Binary values carry their length; only text ends at a NUL.
+        for (position, parameter) in parameters.enumerated() {
+            guard case .text(let text?) = parameter, text.utf8.contains(0) else { continue }
+            throw PostgresError(
+                kind: .invalidParameter,
+                message: "parameter $\(position + 1) contains a NUL byte, which text parameters cannot carry",
+                target: target
+            )
+        }
+    }
+
     private func check(_ parameters: [String?]) throws(PostgresError) {
         precondition(parameters.count <= Self.parameterCountMax, "more than \(Self.parameterCountMax) parameters")
         for (position, parameter) in parameters.enumerated() where parameter?.utf8.contains(0) == true {
@@ -293,6 +306,13 @@ package final class PostgresConnection {
     package func pipeline(_ statements: [(name: String, parameters: [String?])]) throws(PostgresError)
         -> [PostgresResult]
     {
+        try pipeline(statements.map { (name: $0.name, parameters: $0.parameters.map { PostgresParameter.text($0) }) })
+    }
+
+    /// `pipeline` with parameters that may be in binary format.
+    package func pipeline(_ statements: [(name: String, parameters: [PostgresParameter])]) throws(PostgresError)
+        -> [PostgresResult]
+    {
         precondition(statements.count <= Self.pipelineStatementCountMax, "pipeline longer than the limit")
         if statements.isEmpty { return [] }
         let handle = try liveHandle()
@@ -306,8 +326,9 @@ package final class PostgresConnection {
         var sendFailure: PostgresError? = nil
         var sentCount = 0
         for statement in statements {
-            let sent = withParameterPointers(statement.parameters) { pointers in
-                PQsendQueryPrepared(handle, statement.name, Int32(statement.parameters.count), pointers, nil, nil, 0)
+            let sent = withParameters(statement.parameters) { values, lengths, formats in
+                PQsendQueryPrepared(
+                    handle, statement.name, Int32(statement.parameters.count), values, lengths, formats, 0)
             }
             guard sent == 1 else {
                 sendFailure = failure(nil)
@@ -380,6 +401,54 @@ private func withParameterPointers<Result>(
     defer { for copy in copies { free(copy) } }
     let pointers = copies.map { UnsafePointer($0) }
     return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+/// Calls `body` with libpq's parameter arrays (values, lengths, formats) for
+/// `parameters`: text as NUL-terminated copies (format 0), binary as copies
+/// of their bytes with their lengths (format 1). The copies live until
+/// `body` returns.
+private func withParameters<Result>(
+    _ parameters: [PostgresParameter],
+    _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> Result
+) -> Result {
+    if parameters.isEmpty { return body(nil, nil, nil) }
+    var copies: [UnsafeMutablePointer<CChar>?] = []
+    var lengths: [Int32] = []
+    var formats: [Int32] = []
+    copies.reserveCapacity(parameters.count)
+    lengths.reserveCapacity(parameters.count)
+    formats.reserveCapacity(parameters.count)
+    for parameter in parameters {
+        switch parameter {
+        case .text(let text):
+            copies.append(text.map { strdup($0) })
+            lengths.append(0)
+            formats.append(0)
+        case .binary(let bytes):
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, bytes.count))
+            bytes.withUnsafeBytes { raw in
+                if let base = raw.baseAddress {
+                    UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: bytes.count)
+                }
+            }
+            copies.append(copy)
+            lengths.append(Int32(bytes.count))
+            formats.append(1)
+        }
+    }
+    defer {
+        for (copy, format) in zip(copies, formats) {
+            if format == 0 { free(copy) } else { copy?.deallocate() }
+        }
+    }
+    let pointers = copies.map { UnsafePointer($0) }
+    return pointers.withUnsafeBufferPointer { values in
+        lengths.withUnsafeBufferPointer { lengths in
+            formats.withUnsafeBufferPointer { formats in
+                body(values.baseAddress, lengths.baseAddress, formats.baseAddress)
+            }
+        }
+    }
 }
 
 private func withCStringArray<Result>(

@@ -114,7 +114,7 @@ struct BatchExecutor {
         for command in commands {
             transactionIDs.formUnion(Ledger.footprint(of: command, known: [:], houseSlot: houseSlot).transactionIDs)
         }
-        let idsParameter = PostgresText.arrayLiteral(transactionIDs.sorted().map { Optional($0) })
+        let idsParameter = PostgresBinaryArray.text(transactionIDs.sorted())
 
         // Commands that name their wallets (Credit, Debit, Authorize,
         // Transfer), or whose target's wallet the store remembers (a hint),
@@ -127,7 +127,7 @@ struct BatchExecutor {
             lockSet.insert(Reserved.houseWalletID(asset: hint.asset, forWallet: hint.walletID, slot: houseSlot))
         }
         let targetsFirst = zip(commands, hints).contains { $0.primaryWalletID == nil && $1 == nil }
-        var reads: [(name: String, parameters: [String?])] = [("begin", [])]
+        var reads: [(name: String, parameters: [PostgresParameter])] = [("begin", [])]
         if targetsFirst {
             let first = try connection.pipeline(
                 reads + [("load_transactions", [idsParameter]), ("load_entries", [idsParameter])])
@@ -140,7 +140,7 @@ struct BatchExecutor {
         }
 
         // The locks, then (under them) everything the rules read.
-        let walletsParameter = PostgresText.arrayLiteral(lockSet.sorted().map { Optional($0) })
+        let walletsParameter = PostgresBinaryArray.text(lockSet.sorted())
         let readsStart = reads.count
         reads += [
             ("lock_wallets", [walletsParameter]), ("load_balances", [walletsParameter]),
@@ -197,7 +197,7 @@ struct BatchExecutor {
     /// One lookup outside a batch (GetTransaction, history pages).
     func loadTransactions(_ ids: Set<String>) throws -> [String: TransactionRecord] {
         guard !ids.isEmpty else { return [:] }
-        let parameter = PostgresText.arrayLiteral(ids.sorted().map { Optional($0) })
+        let parameter = PostgresBinaryArray.text(ids.sorted())
         let results = try connection.pipeline([("load_transactions", [parameter]), ("load_entries", [parameter])])
         return Self.transactions(results[0], entries: results[1])
     }
@@ -256,9 +256,10 @@ struct BatchExecutor {
     // MARK: Writing
 
     /// Every statement that records what the batch changed, in one list.
-    func writes(_ state: LedgerState, prepared: [String: PreparedRow] = [:]) -> [(name: String, parameters: [String?])]
-    {
-        var statements: [(name: String, parameters: [String?])] = []
+    func writes(_ state: LedgerState, prepared: [String: PreparedRow] = [:]) -> [(
+        name: String, parameters: [PostgresParameter]
+    )] {
+        var statements: [(name: String, parameters: [PostgresParameter])] = []
         let inserted = state.insertedTransactionIDs.compactMap { state.transactions[$0] }
         // Ids in one global order: two batches inserting the same new ids
         // wait on each other in a line, not a cycle.
@@ -273,19 +274,26 @@ struct BatchExecutor {
                 // whole pipeline, before COMMIT (see `apply`).
                 statements.append(("insert_transactions", transactionColumns(insertedByID, prepared: prepared)))
             }
-            var entryColumns: [[String?]] = Array(repeating: [], count: 8)
-            var historyWallets: [String?] = []
-            var historyTransactions: [String?] = []
+            var entryWallets: [String] = []
+            var entrySequences: [Int64] = []
+            var entryTransactions: [String] = []
+            var entryIndexes: [Int32] = []
+            var entryAssets: [String] = []
+            var entryBuckets: [String] = []
+            var entryAmounts: [Int64] = []
+            var entryHashes: [[UInt8]] = []
+            var historyWallets: [String] = []
+            var historyTransactions: [String] = []
             for record in inserted + replaced {
                 for (index, entry) in record.entries.enumerated() {
-                    entryColumns[0].append(entry.walletID)
-                    entryColumns[1].append(String(entry.sequence))
-                    entryColumns[2].append(record.id)
-                    entryColumns[3].append(String(index))
-                    entryColumns[4].append(entry.asset)
-                    entryColumns[5].append(entry.bucket)
-                    entryColumns[6].append(String(entry.amount))
-                    entryColumns[7].append(hexString(entry.hash))
+                    entryWallets.append(entry.walletID)
+                    entrySequences.append(Int64(entry.sequence))
+                    entryTransactions.append(record.id)
+                    entryIndexes.append(Int32(index))
+                    entryAssets.append(entry.asset)
+                    entryBuckets.append(entry.bucket)
+                    entryAmounts.append(entry.amount)
+                    entryHashes.append(entry.hash)
                 }
                 guard record.kind != .tombstone else { continue }
                 for walletID in record.walletIDs where !Reserved.isReserved(walletID) {
@@ -293,14 +301,23 @@ struct BatchExecutor {
                     historyTransactions.append(record.id)
                 }
             }
-            if !entryColumns[0].isEmpty {
-                statements.append(("insert_entries", entryColumns.map { PostgresText.arrayLiteral($0) }))
+            if !entryWallets.isEmpty {
+                statements.append(
+                    (
+                        "insert_entries",
+                        [
+                            PostgresBinaryArray.text(entryWallets), PostgresBinaryArray.int64(entrySequences),
+                            PostgresBinaryArray.text(entryTransactions), PostgresBinaryArray.int32(entryIndexes),
+                            PostgresBinaryArray.text(entryAssets), PostgresBinaryArray.text(entryBuckets),
+                            PostgresBinaryArray.int64(entryAmounts), PostgresBinaryArray.bytea(entryHashes),
+                        ]
+                    ))
             }
             if !historyWallets.isEmpty {
                 statements.append(
                     (
                         "insert_history",
-                        [PostgresText.arrayLiteral(historyWallets), PostgresText.arrayLiteral(historyTransactions)]
+                        [PostgresBinaryArray.text(historyWallets), PostgresBinaryArray.text(historyTransactions)]
                     ))
             }
         }
@@ -311,8 +328,8 @@ struct BatchExecutor {
                 (
                     "update_statuses",
                     [
-                        PostgresText.arrayLiteral(ids.map { Optional($0) }),
-                        PostgresText.arrayLiteral(ids.map { state.transactions[$0]?.status.rawValue }),
+                        PostgresBinaryArray.text(ids),
+                        PostgresBinaryArray.text(ids.map { state.transactions[$0]?.status.rawValue }),
                     ]
                 ))
         }
@@ -322,10 +339,10 @@ struct BatchExecutor {
                 (
                     "upsert_balances",
                     [
-                        PostgresText.arrayLiteral(keys.map { Optional($0.walletID) }),
-                        PostgresText.arrayLiteral(keys.map { Optional($0.asset) }),
-                        PostgresText.arrayLiteral(keys.map { Optional($0.bucket) }),
-                        PostgresText.arrayLiteral(keys.map { state.posted($0) }),
+                        PostgresBinaryArray.text(keys.map(\.walletID)),
+                        PostgresBinaryArray.text(keys.map(\.asset)),
+                        PostgresBinaryArray.text(keys.map(\.bucket)),
+                        PostgresBinaryArray.int64(keys.map { state.posted($0) }),
                     ]
                 ))
         }
@@ -335,49 +352,51 @@ struct BatchExecutor {
                 (
                     "update_chain_heads",
                     [
-                        PostgresText.arrayLiteral(wallets.map { Optional($0.id) }),
-                        PostgresText.arrayLiteral(wallets.map { Int64($0.lastSequence) }),
-                        PostgresText.arrayLiteral(wallets.map { Optional(hexString($0.lastHash)) }),
+                        PostgresBinaryArray.text(wallets.map(\.id)),
+                        PostgresBinaryArray.int64(wallets.map { Int64($0.lastSequence) }),
+                        PostgresBinaryArray.bytea(wallets.map(\.lastHash)),
                     ]
                 ))
         }
         return statements
     }
 
-    private func transactionColumns(_ records: [TransactionRecord], prepared: [String: PreparedRow]) -> [String?] {
-        func text(_ values: (TransactionRecord) -> String) -> String {
-            PostgresText.arrayLiteral(records.map { Optional(values($0)) })
+    private func transactionColumns(_ records: [TransactionRecord], prepared: [String: PreparedRow])
+        -> [PostgresParameter]
+    {
+        func text(_ values: (TransactionRecord) -> String) -> PostgresParameter {
+            PostgresBinaryArray.text(records.map(values))
         }
-        func number(_ values: (TransactionRecord) -> Int64) -> String {
-            PostgresText.arrayLiteral(records.map(values))
+        func number(_ values: (TransactionRecord) -> Int64) -> PostgresParameter {
+            PostgresBinaryArray.int64(records.map(values))
         }
         // What depends on the request alone was computed before the command
         // queued; a row whose request is not that command's (a rejection
         // pinned on a tombstone keeps its own) is encoded here.
-        var requests: [String?] = []
-        var hashes: [String?] = []
-        var metadata: [String?] = []
+        var requests: [String] = []
+        var hashes: [[UInt8]] = []
+        var metadata: [String] = []
         requests.reserveCapacity(records.count)
         hashes.reserveCapacity(records.count)
         metadata.reserveCapacity(records.count)
         for record in records {
             if let row = prepared[record.id], row.matches(record) {
                 requests.append(row.encodedRequest)
-                hashes.append(row.requestHashHex)
+                hashes.append(row.requestHash)
                 metadata.append(row.metadataJSON)
             } else {
                 let encoded = record.request.encoded
                 requests.append(encoded)
-                hashes.append(hexString(SHA256.hash(Array(encoded.utf8))))
+                hashes.append(SHA256.hash(Array(encoded.utf8)))
                 metadata.append(RowCoding.encodeMap(record.metadata))
             }
         }
         return [
             text(\.id), text(\.kind.rawValue), text(\.status.rawValue), text(\.walletID), text(\.asset),
-            number(\.amount), number(\.createdAt), PostgresText.arrayLiteral(metadata), text(\.targetID),
+            number(\.amount), number(\.createdAt), PostgresBinaryArray.text(metadata), text(\.targetID),
             text { RowCoding.encodeFunding($0.funding) }, number(\.expiresAt), text(\.reason),
-            text(\.counterpartyWalletID), text { $0.targetFound ? "t" : "f" },
-            PostgresText.arrayLiteral(requests), PostgresText.arrayLiteral(hashes),
+            text(\.counterpartyWalletID), PostgresBinaryArray.bool(records.map(\.targetFound)),
+            PostgresBinaryArray.text(requests), PostgresBinaryArray.bytea(hashes),
         ]
     }
 }
@@ -459,10 +478,10 @@ enum Statements {
             INSERT INTO transactions (transaction_id, kind, status, wallet_id, asset, amount, created_at, metadata,
                 target_id, funding, expires_at, reason, counterparty_wallet_id, target_found, request, request_hash)
             SELECT id, kind, status, wallet_id, asset, amount, created_at, metadata::jsonb, target_id, funding,
-                expires_at, reason, counterparty, target_found, request, decode(request_hash, 'hex')
+                expires_at, reason, counterparty, target_found, request, request_hash
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
                 $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::boolean[],
-                $15::text[], $16::text[])
+                $15::text[], $16::bytea[])
                 AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
                      expires_at, reason, counterparty, target_found, request, request_hash)
             """)
@@ -473,10 +492,10 @@ enum Statements {
                 amount = u.amount, created_at = u.created_at, metadata = u.metadata::jsonb, target_id = u.target_id,
                 funding = u.funding, expires_at = u.expires_at, reason = u.reason,
                 counterparty_wallet_id = u.counterparty, target_found = u.target_found, request = u.request,
-                request_hash = decode(u.request_hash, 'hex')
+                request_hash = u.request_hash
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
                 $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::boolean[],
-                $15::text[], $16::text[])
+                $15::text[], $16::bytea[])
                 AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
                      expires_at, reason, counterparty, target_found, request, request_hash)
             WHERE t.transaction_id = u.id
@@ -485,9 +504,9 @@ enum Statements {
             "insert_entries",
             """
             INSERT INTO entries (wallet_id, sequence, transaction_id, entry_index, asset, bucket, amount, hash)
-            SELECT wallet_id, sequence, transaction_id, entry_index, asset, bucket, amount, decode(hash, 'hex')
+            SELECT wallet_id, sequence, transaction_id, entry_index, asset, bucket, amount, hash
             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::bigint[],
-                $8::text[]) AS u(wallet_id, sequence, transaction_id, entry_index, asset, bucket, amount, hash)
+                $8::bytea[]) AS u(wallet_id, sequence, transaction_id, entry_index, asset, bucket, amount, hash)
             """)
         connection.prepare(
             "insert_history",
@@ -513,8 +532,8 @@ enum Statements {
         connection.prepare(
             "update_chain_heads",
             """
-            UPDATE wallets w SET last_sequence = u.last_sequence, last_hash = decode(u.last_hash, 'hex')
-            FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(wallet_id, last_sequence, last_hash)
+            UPDATE wallets w SET last_sequence = u.last_sequence, last_hash = u.last_hash
+            FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS u(wallet_id, last_sequence, last_hash)
             WHERE w.wallet_id = u.wallet_id
             """)
     }

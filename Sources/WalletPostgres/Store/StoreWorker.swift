@@ -21,7 +21,7 @@ struct PreparedRow: Sendable {
     let request: RequestFingerprint
     let metadata: [String: String]
     let encodedRequest: String
-    let requestHashHex: String
+    let requestHash: [UInt8]
     let metadataJSON: String
 
     init?(_ command: Command) {
@@ -29,7 +29,7 @@ struct PreparedRow: Sendable {
         self.request = request
         self.metadata = command.metadata
         encodedRequest = request.encoded
-        requestHashHex = hexString(SHA256.hash(Array(encodedRequest.utf8)))
+        requestHash = SHA256.hash(Array(encodedRequest.utf8))
         metadataJSON = RowCoding.encodeMap(metadata)
     }
 
