@@ -16,6 +16,7 @@ struct Options {
     var writeMode = WriteMode.lanes
     var batchSizeMax = 512
     var queueDepthMax = 20_000
+    var walletQueueDepthMax = 5_000
     var slowBatchMilliseconds = 100
     var dataDirectory = ".data"
     var embeddedPort = 54329
@@ -38,6 +39,7 @@ struct Options {
           --write-mode MODE          [WALLET_WRITE_MODE]    lanes (default) or per-request
           --batch-size-max N         [WALLET_BATCH_SIZE_MAX] commands per database transaction, default 512
           --queue-depth-max N        [WALLET_QUEUE_DEPTH_MAX] queued commands per lane, default 20000
+          --wallet-queue-depth-max N [WALLET_WALLET_QUEUE_DEPTH_MAX] queued commands per wallet, default 5000
           --slow-batch-ms N          [WALLET_SLOW_BATCH_MS] log a batch slower than this, with its steps;
                                                             default 100
           --data-dir DIR             [WALLET_DATA_DIR]      default .data
@@ -56,6 +58,9 @@ struct Options {
         }
         if let value = environment["WALLET_QUEUE_DEPTH_MAX"] {
             options.queueDepthMax = try number(value, "WALLET_QUEUE_DEPTH_MAX")
+        }
+        if let value = environment["WALLET_WALLET_QUEUE_DEPTH_MAX"] {
+            options.walletQueueDepthMax = try number(value, "WALLET_WALLET_QUEUE_DEPTH_MAX")
         }
         if let value = environment["WALLET_SLOW_BATCH_MS"] {
             options.slowBatchMilliseconds = try number(value, "WALLET_SLOW_BATCH_MS")
@@ -89,6 +94,7 @@ struct Options {
             case "--write-mode": options.writeMode = try mode(try value())
             case "--batch-size-max": options.batchSizeMax = try number(try value(), name)
             case "--queue-depth-max": options.queueDepthMax = try number(try value(), name)
+            case "--wallet-queue-depth-max": options.walletQueueDepthMax = try number(try value(), name)
             case "--slow-batch-ms": options.slowBatchMilliseconds = try number(try value(), name)
             case "--data-dir": options.dataDirectory = try value()
             case "--embedded-port": options.embeddedPort = try number(try value(), name)

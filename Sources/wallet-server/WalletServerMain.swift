@@ -65,6 +65,7 @@ struct WalletServerMain {
             batchSizeMax: options.batchSizeMax, queueDepthMax: options.queueDepthMax,
             log: { Log.info($0) })
         configuration.slowBatchMilliseconds = options.slowBatchMilliseconds
+        configuration.walletQueueDepthMax = options.walletQueueDepthMax
         let store = try PostgresLedgerStore(configuration: configuration)
         Log.info("database ready at \(ConnectionString.redacted(url))")
         let service = WalletService(store: store, pageTokens: store.pageTokens)

@@ -280,6 +280,52 @@ import WalletPostgres
         try Self.expectClean(url)
     }
 
+    /// One flooded wallet hits its own queue limit; a quiet wallet on the
+    /// same lane is not refused.
+    @Test func aFloodedWalletIsRefusedWithoutStarvingItsLane() async throws {
+        let url = try TestDatabase.url()
+        var configuration = StoreConfiguration(
+            databaseURL: url, poolSize: 1, writeMode: .lanes, batchSizeMax: 4, queueDepthMax: 10_000)
+        configuration.walletQueueDepthMax = 3
+        let store = try PostgresLedgerStore(configuration: configuration)
+        defer { store.shutdown() }
+        try await Self.seed(store, wallets: ["p", "r"], funds: 1_000_000)
+        async let quiet: Int = {
+            var done = 0
+            for index in 0..<30 {
+                _ = try await store.execute(try Self.debit("r-\(index)", "r", 1), deadline: nil)
+                done += 1
+            }
+            return done
+        }()
+        let refused = try await withThrowingTaskGroup(of: String?.self) { group in
+            for index in 0..<300 {
+                group.addTask {
+                    do throws(LedgerError) {
+                        _ = try await store.execute(try Self.debit("f-\(index)", "p", 1), deadline: nil)
+                        return nil
+                    } catch {
+                        #expect(error.code == .resourceExhausted)
+                        #expect(error.reason == "QUEUE_FULL")
+                        return "f-\(index)"
+                    }
+                }
+            }
+            var ids: [String] = []
+            for try await id in group { if let id { ids.append(id) } }
+            return ids
+        }
+        #expect(try await quiet == 30)
+        #expect(!refused.isEmpty)
+        for id in refused {
+            await #expect(throws: LedgerError.self) { _ = try await store.transaction(id: id) }
+        }
+        #expect(
+            try await store.balances(walletID: "p", asset: "USD")[0].posted == 1_000_000 - Int64(300 - refused.count))
+        #expect(try await store.balances(walletID: "r", asset: "USD")[0].posted == 1_000_000 - 30)
+        try Self.expectClean(url)
+    }
+
     @Test func aPassedDeadlineIsRefusedAndTheRetryAppliesOnce() async throws {
         let url = try TestDatabase.url()
         let store = try Self.makeStore(url)

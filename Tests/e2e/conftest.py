@@ -89,10 +89,11 @@ def _tail(path, n=200):
 class Server:
     """A running wallet-server process."""
 
-    def __init__(self, binary, db_url, log_path):
+    def __init__(self, binary, db_url, log_path, extra_args=()):
         self.binary = binary
         self.db_url = db_url
         self.log_path = log_path
+        self.extra_args = list(extra_args)
         self.port = _free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.proc = None
@@ -100,7 +101,7 @@ class Server:
     def start(self, timeout=60.0):
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "--listen", self.address, "--database-url", self.db_url],
+            [self.binary, "--listen", self.address, "--database-url", self.db_url] + self.extra_args,
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.monotonic() + timeout

@@ -97,3 +97,40 @@ def test_server_reflection_lists_and_describes_the_wallet_service(channel, versi
     files = [descriptor_pb2.FileDescriptorProto.FromString(v) for num, v in h.wire_fields(described[4]) if num == 1]
     services = {f.package + "." + s.name: {m.name for m in s.method} for f in files for s in f.service}
     assert services.get("wallet.v1.Wallet") == set(h.pb.DESCRIPTOR.services_by_name["Wallet"].methods_by_name)
+
+
+def test_a_flooded_wallet_gets_queue_full_and_nothing_is_recorded(server_binary, database_url, workdir,
+                                                                  stub, asset, wallet):
+    """--wallet-queue-depth-max over gRPC: a wallet flooded past its queue
+    limit answers RESOURCE_EXHAUSTED / QUEUE_FULL (retryable, in ErrorInfo);
+    the refused transactions do not exist; the accepted ones all applied."""
+    flooded = conftest.Server(server_binary, database_url, os.path.join(workdir, "flooded.log"),
+                              extra_args=["--pool-size", "1", "--wallet-queue-depth-max", "2",
+                                          "--batch-size-max", "2"])
+    flooded.start()
+    try:
+        w = wallet()
+        h.credit(stub, w, asset, 1_000_000)
+        with grpc.insecure_channel(flooded.address) as ch:
+            stub2 = h.wallet_grpc.WalletStub(ch)
+            ids = [h.new_tx_id() for _ in range(300)]
+            futures = [stub2.Debit.future(pb.DebitRequest(transaction_id=tx, wallet_id=w, asset=asset, amount=1),
+                                          timeout=h.TIMEOUT) for tx in ids]
+            refused, accepted = [], []
+            for tx, future in zip(ids, futures):
+                try:
+                    future.result()
+                    accepted.append(tx)
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (err.code(), err.details())
+                    reason, _ = h.error_info(err)
+                    assert reason == "QUEUE_FULL"
+                    refused.append(tx)
+        assert refused, "no call was refused with a queue limit of 2"
+        for tx in refused:
+            h.expect_error(lambda tx=tx: stub.GetTransaction(pb.GetTransactionRequest(transaction_id=tx),
+                                                             timeout=h.TIMEOUT), grpc.StatusCode.NOT_FOUND)
+        assert h.totals(h.get_balance(stub, w, asset))[0] == 1_000_000 - len(accepted)
+        assert flooded.terminate(timeout=60) == 0
+    finally:
+        flooded.kill()

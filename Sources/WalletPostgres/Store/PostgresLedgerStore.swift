@@ -20,6 +20,11 @@ public struct StoreConfiguration: Sendable {
     public var batchSizeMax: Int
     /// Commands that may wait on one worker before callers get RESOURCE_EXHAUSTED.
     public var queueDepthMax: Int
+    /// Commands that may wait for one wallet (lanes mode: its lane key, the
+    /// wallet, or the pot for settles into it) before its callers get
+    /// RESOURCE_EXHAUSTED, so that one flooded wallet cannot fill the lane it
+    /// shares with others.
+    public var walletQueueDepthMax = 5_000
     /// A batch slower than this is logged with where its time went; 0: never.
     public var slowBatchMilliseconds = 100
     public var log: @Sendable (String) -> Void
@@ -60,7 +65,8 @@ public final class PostgresLedgerStore: LedgerStore {
         let settings = StoreWorker.Settings(
             databaseURL: configuration.databaseURL, houseSlot: nil,
             batchSizeMax: configuration.writeMode == .lanes ? configuration.batchSizeMax : 1,
-            queueDepthMax: configuration.queueDepthMax, slowBatchMilliseconds: configuration.slowBatchMilliseconds,
+            queueDepthMax: configuration.queueDepthMax, walletQueueDepthMax: configuration.walletQueueDepthMax,
+            slowBatchMilliseconds: configuration.slowBatchMilliseconds,
             log: configuration.log)
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(name: "wallet-db-\($0)", settings: settings, houseSlot: $0 % Limits.houseSlotCount)
@@ -163,12 +169,15 @@ public final class PostgresLedgerStore: LedgerStore {
         -> OperationResult
     {
         let worker = writer(for: command)
+        let queueKey = configuration.writeMode == .lanes ? routingKey(command) : nil
         let hint = targetHint(command)
         let prepared = PreparedRow(command)
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
             worker.enqueue(
-                PendingCommand(command: command, prepared: prepared, hint: hint, deadline: deadline) {
+                PendingCommand(
+                    command: command, prepared: prepared, hint: hint, queueKey: queueKey, deadline: deadline
+                ) {
                     continuation.resume(returning: $0)
                 })
         }

@@ -42,6 +42,8 @@ struct PendingCommand: Sendable {
     let command: Command
     let prepared: PreparedRow?
     let hint: WalletHint?
+    /// What the per-wallet queue limit counts this command against (lanes).
+    let queueKey: String?
     let deadline: ContinuousClock.Instant?
     let completion: @Sendable (Result<OperationResult, LedgerError>) -> Void
 }
@@ -60,6 +62,7 @@ final class StoreWorker: @unchecked Sendable {
         var houseSlot: Int?
         var batchSizeMax: Int
         var queueDepthMax: Int
+        var walletQueueDepthMax: Int = 5_000
         /// A batch slower than this (from its start to its commit) is logged
         /// with where its time went; 0: never.
         var slowBatchMilliseconds: Int = 100
@@ -72,6 +75,8 @@ final class StoreWorker: @unchecked Sendable {
     private var writesHead = 0
     private var reads: [@Sendable (PostgresConnection?) -> Void] = []
     private var creates: [PendingCreate] = []
+    /// Queued (not yet taken into a batch) commands per queue key.
+    private var queuedPerKey: [String: Int] = [:]
     private var stopping = false
     private var stopped = false
     private let name: String
@@ -116,6 +121,20 @@ final class StoreWorker: @unchecked Sendable {
                         .resourceExhausted, "QUEUE_FULL",
                         "this wallet's queue is full (\(settings.queueDepthMax)); nothing was recorded, retry later")))
             return
+        }
+        if let key = pending.queueKey {
+            let queued = queuedPerKey[key, default: 0]
+            if queued >= settings.walletQueueDepthMax {
+                condition.unlock()
+                pending.completion(
+                    .failure(
+                        LedgerError(
+                            .resourceExhausted, "QUEUE_FULL",
+                            "this wallet has \(queued) operations queued (the limit); nothing was recorded, retry later"
+                        )))
+                return
+            }
+            queuedPerKey[key] = queued + 1
         }
         writes.append(pending)
         condition.signal()
@@ -179,6 +198,10 @@ final class StoreWorker: @unchecked Sendable {
             let take = min(settings.batchSizeMax, writes.count - writesHead)
             let batch = Array(writes[writesHead..<(writesHead + take)])
             writesHead += take
+            for item in batch {
+                guard let key = item.queueKey, let queued = queuedPerKey[key] else { continue }
+                if queued <= 1 { queuedPerKey[key] = nil } else { queuedPerKey[key] = queued - 1 }
+            }
             if writesHead == writes.count {
                 writes.removeAll(keepingCapacity: true)
                 writesHead = 0
