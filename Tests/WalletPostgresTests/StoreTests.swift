@@ -390,6 +390,14 @@ import WalletPostgres
         _ = try connection.executeScript(
             "DROP TABLE transactions; ALTER TABLE transactions_kept RENAME TO transactions")
         try Self.expectClean(url)
+        // A transaction's amount changed behind the service's back: no
+        // chain covers the row, the entries no longer match it.
+        _ = try connection.execute("UPDATE transactions SET amount = amount + 1 WHERE transaction_id = 'fund-p'")
+        #expect(
+            try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("differ from the transaction's amount") }
+        )
+        _ = try connection.execute("UPDATE transactions SET amount = amount - 1 WHERE transaction_id = 'fund-p'")
+        try Self.expectClean(url)
         _ = try connection.execute("UPDATE balances SET posted = posted + 5 WHERE wallet_id = 'p'")
         var problems = try LedgerVerifier.verify(databaseURL: url)
         #expect(problems.contains { $0.contains("posted differs") })

@@ -57,6 +57,26 @@ public enum LedgerVerifier {
             SELECT e.wallet_id, e.sequence FROM entries e
             WHERE NOT EXISTS (SELECT 1 FROM wallets w WHERE w.wallet_id = e.wallet_id)
             """)
+        // A credit, debit or transfer moved exactly its amount, in its asset,
+        // on the wallets it names (the row's amount is not chained, so a
+        // changed amount shows only here).
+        try check(
+            "entries differ from the transaction's amount (transaction kind amount on-wallet on-counterparty)",
+            """
+            SELECT t.transaction_id, t.kind, t.amount,
+                   coalesce(sum(e.amount) FILTER (WHERE e.wallet_id = t.wallet_id), 0),
+                   coalesce(sum(e.amount) FILTER (WHERE e.wallet_id = t.counterparty_wallet_id), 0)
+            FROM transactions t LEFT JOIN entries e ON e.transaction_id = t.transaction_id
+            WHERE t.kind IN ('CREDIT', 'DEBIT', 'TRANSFER') AND t.status <> 'REJECTED'
+            GROUP BY t.transaction_id, t.kind, t.amount
+            HAVING (t.kind = 'CREDIT'
+                    AND coalesce(sum(e.amount) FILTER (WHERE e.wallet_id = t.wallet_id), 0) <> t.amount)
+                OR (t.kind IN ('DEBIT', 'TRANSFER')
+                    AND coalesce(sum(e.amount) FILTER (WHERE e.wallet_id = t.wallet_id), 0) <> -t.amount)
+                OR (t.kind = 'TRANSFER'
+                    AND coalesce(sum(e.amount) FILTER (WHERE e.wallet_id = t.counterparty_wallet_id), 0) <> t.amount)
+                OR bool_or(e.asset <> t.asset)
+            """)
         // 3. no bucket below its floor once open, unexpired holds are counted.
         try check(
             "bucket below its floor (wallet asset bucket available floor)",
