@@ -130,9 +130,10 @@ package final class PostgresConnection {
     @discardableResult
     package func execute(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresResult {
         let handle = try liveHandle()
+        let parameters = parameters.map(PostgresParameter.text)
         try check(parameters)
-        let result = withParameterPointers(parameters) { pointers in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
+        let result = withParameters(parameters) { values, lengths, formats in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, values, lengths, formats, 0)
         }
         return try consume(result)
     }
@@ -159,10 +160,11 @@ package final class PostgresConnection {
     @discardableResult
     package func executePrepared(_ name: String, _ parameters: [String?]) throws(PostgresError) -> PostgresResult {
         let handle = try liveHandle()
+        let parameters = parameters.map(PostgresParameter.text)
         try check(parameters)
         try ensurePrepared(name, handle)
-        let result = withParameterPointers(parameters) { pointers in
-            PQexecPrepared(handle, name, Int32(parameters.count), pointers, nil, nil, 0)
+        let result = withParameters(parameters) { values, lengths, formats in
+            PQexecPrepared(handle, name, Int32(parameters.count), values, lengths, formats, 0)
         }
         return try consume(result)
     }
@@ -181,17 +183,6 @@ package final class PostgresConnection {
         // Binary values carry their length; only text ends at a NUL.
         for (position, parameter) in parameters.enumerated() {
             guard case .text(let text?) = parameter, text.utf8.contains(0) else { continue }
-            throw PostgresError(
-                kind: .invalidParameter,
-                message: "parameter $\(position + 1) contains a NUL byte, which text parameters cannot carry",
-                target: target
-            )
-        }
-    }
-
-    private func check(_ parameters: [String?]) throws(PostgresError) {
-        precondition(parameters.count <= Self.parameterCountMax, "more than \(Self.parameterCountMax) parameters")
-        for (position, parameter) in parameters.enumerated() where parameter?.utf8.contains(0) == true {
             throw PostgresError(
                 kind: .invalidParameter,
                 message: "parameter $\(position + 1) contains a NUL byte, which text parameters cannot carry",
@@ -388,19 +379,6 @@ private enum DiagnosticField {
     static let messagePrimary = Int32(UInt8(ascii: "M"))
     static let messageDetail = Int32(UInt8(ascii: "D"))
     static let constraintName = Int32(UInt8(ascii: "n"))
-}
-
-/// Calls `body` with a C array of NUL-terminated copies of `strings`
-/// (nil stays a null pointer); the copies live until `body` returns.
-private func withParameterPointers<Result>(
-    _ strings: [String?],
-    _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> Result
-) -> Result {
-    if strings.isEmpty { return body(nil) }
-    let copies: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0) } }
-    defer { for copy in copies { free(copy) } }
-    let pointers = copies.map { UnsafePointer($0) }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 /// Calls `body` with libpq's parameter arrays (values, lengths, formats) for
