@@ -380,16 +380,15 @@ struct BatchExecutor {
         hashes.reserveCapacity(records.count)
         metadata.reserveCapacity(records.count)
         for record in records {
-            if let row = prepared[record.id], row.matches(record) {
-                requests.append(row.encodedRequest)
-                hashes.append(row.requestHash)
-                metadata.append(row.metadataJSON)
+            let row: PreparedRow
+            if let cached = prepared[record.id], cached.matches(record) {
+                row = cached
             } else {
-                let encoded = record.request.encoded
-                requests.append(encoded)
-                hashes.append(SHA256.hash(Array(encoded.utf8)))
-                metadata.append(RowCoding.encodeMap(record.metadata))
+                row = PreparedRow(record)
             }
+            requests.append(row.encodedRequest)
+            hashes.append(row.requestHash)
+            metadata.append(row.metadataJSON)
         }
         return [
             text(\.id), text(\.kind.rawValue), text(\.status.rawValue), text(\.walletID), text(\.asset),

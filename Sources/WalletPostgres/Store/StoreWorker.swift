@@ -26,8 +26,18 @@ struct PreparedRow: Sendable {
 
     init?(_ command: Command) {
         guard let request = command.fingerprint else { return nil }
+        self.init(request: request, metadata: command.metadata)
+    }
+
+    /// The columns of a row whose request came from no queued command (a
+    /// rejection pinned on a tombstone keeps its own), computed on the spot.
+    init(_ record: TransactionRecord) {
+        self.init(request: record.request, metadata: record.metadata)
+    }
+
+    private init(request: RequestFingerprint, metadata: [String: String]) {
         self.request = request
-        self.metadata = command.metadata
+        self.metadata = metadata
         encodedRequest = request.encoded
         requestHash = SHA256.hash(Array(encodedRequest.utf8))
         metadataJSON = RowCoding.encodeMap(metadata)
@@ -115,23 +125,14 @@ final class StoreWorker: @unchecked Sendable {
         }
         if writes.count - writesHead >= settings.queueDepthMax {
             condition.unlock()
-            pending.completion(
-                .failure(
-                    LedgerError(
-                        .resourceExhausted, "QUEUE_FULL",
-                        "this wallet's queue is full (\(settings.queueDepthMax)); nothing was recorded, retry later")))
+            pending.completion(.failure(Self.queueFull("this wallet's queue is full (\(settings.queueDepthMax))")))
             return
         }
         if let key = pending.queueKey {
             let queued = queuedPerKey[key, default: 0]
             if queued >= settings.walletQueueDepthMax {
                 condition.unlock()
-                pending.completion(
-                    .failure(
-                        LedgerError(
-                            .resourceExhausted, "QUEUE_FULL",
-                            "this wallet has \(queued) operations queued (the limit); nothing was recorded, retry later"
-                        )))
+                pending.completion(.failure(Self.queueFull("this wallet has \(queued) operations queued (the limit)")))
                 return
             }
             queuedPerKey[key] = queued + 1
@@ -139,6 +140,11 @@ final class StoreWorker: @unchecked Sendable {
         writes.append(pending)
         condition.signal()
         condition.unlock()
+    }
+
+    /// RESOURCE_EXHAUSTED QUEUE_FULL: `why`, and that the caller may retry.
+    private static func queueFull(_ why: String) -> LedgerError {
+        LedgerError(.resourceExhausted, "QUEUE_FULL", "\(why); nothing was recorded, retry later")
     }
 
     /// Queues a CreateWallet; the worker creates everything queued in one
@@ -152,12 +158,7 @@ final class StoreWorker: @unchecked Sendable {
         }
         if creates.count >= settings.queueDepthMax {
             condition.unlock()
-            pending.completion(
-                .failure(
-                    LedgerError(
-                        .resourceExhausted, "QUEUE_FULL",
-                        "too many wallets being created (\(settings.queueDepthMax)); nothing was recorded, retry later")
-                ))
+            pending.completion(.failure(Self.queueFull("too many wallets being created (\(settings.queueDepthMax))")))
             return
         }
         creates.append(pending)
