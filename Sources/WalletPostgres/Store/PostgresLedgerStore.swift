@@ -108,19 +108,21 @@ public final class PostgresLedgerStore: LedgerStore {
 
     private let roundRobin = Atomic<Int>(0)
 
-    /// Reads need no order: any worker, in turn.
-    private func reader() -> StoreWorker {
+    /// Reads, and writes in per-request mode, need no order: any worker, in turn.
+    private func nextWorker() -> StoreWorker {
         workers[roundRobin.add(1, ordering: .relaxed).newValue % workers.count]
     }
 
-    /// Lanes: the wallet's worker. Per-request: any worker, as a pool of
-    /// connections would (the baseline: the row lock alone serializes).
-    private func writer(for command: Command) -> StoreWorker {
-        if configuration.writeMode == .perRequest {
-            let next = roundRobin.add(1, ordering: .relaxed).newValue
-            return workers[next % workers.count]
-        }
-        return worker(for: routingKey(command))
+    /// Lanes: the key a command queues behind (see `routingKey`).
+    /// Per-request: nil, any worker takes it, as a pool of connections would
+    /// (the baseline: the row lock alone serializes).
+    private func laneKey(_ command: Command) -> String? {
+        configuration.writeMode == .lanes ? routingKey(command) : nil
+    }
+
+    private func writer(laneKey: String?) -> StoreWorker {
+        guard let laneKey else { return nextWorker() }
+        return worker(for: laneKey)
     }
 
     private func routingKey(_ command: Command) -> String {
@@ -168,8 +170,8 @@ public final class PostgresLedgerStore: LedgerStore {
     public func execute(_ command: Command, deadline: ContinuousClock.Instant?) async throws(LedgerError)
         -> OperationResult
     {
-        let worker = writer(for: command)
-        let queueKey = configuration.writeMode == .lanes ? routingKey(command) : nil
+        let queueKey = laneKey(command)
+        let worker = writer(laneKey: queueKey)
         let hint = targetHint(command)
         let prepared = PreparedRow(command)
         let result = await withCheckedContinuation {
@@ -196,7 +198,7 @@ public final class PostgresLedgerStore: LedgerStore {
         let log = configuration.log
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<T, LedgerError>, Never>) in
-            reader().enqueueRead { connection in
+            nextWorker().enqueueRead { connection in
                 guard let connection else {
                     continuation.resume(returning: .failure(.unavailable("the database is unreachable")))
                     return
