@@ -45,6 +45,9 @@ let package = Package(
             name: "WalletPostgresTests",
             dependencies: ["WalletDomain", "WalletPostgres", "WalletTestSupport"]
         ),
-        .testTarget(name: "WalletGRPCTests", dependencies: ["WalletGRPC", "WalletProto", "WalletDomain"]),
+        .testTarget(
+            name: "WalletGRPCTests",
+            dependencies: ["WalletGRPC", "WalletProto", "WalletDomain", "WalletTestSupport"]
+        ),
     ]
 )

@@ -2,19 +2,21 @@ import Foundation
 import Synchronization
 import Testing
 import WalletGRPC
+import WalletTestSupport
 
 /// Streaming calls through the real transport: a GRPCServer on a loopback
 /// port, called by Python grpcio with raw bytes.
 @Suite(.serialized)
 struct StreamingTransportTests {
     static let methods = ["/x.S/Echo", "/x.S/Count", "/x.S/FailAfterOne", "/x.S/Park", "/x.Y/Unary"]
-    static let waitSecondsMax = 10.0
 
     /// What the "/x.S/Park" handler saw, for the test to wait on.
     final class Parked: Sendable {
+        let arrived = Atomic<Bool>(false)
         let closed = Atomic<Bool>(false)
         let readEnded = Atomic<Bool>(false)
 
+        var hasArrived: Bool { arrived.load(ordering: .acquiring) }
         var isClosed: Bool { closed.load(ordering: .acquiring) }
         var hasReadEnded: Bool { readEnded.load(ordering: .acquiring) }
     }
@@ -29,6 +31,7 @@ struct StreamingTransportTests {
                 return
             }
             #expect(request.isEmpty, "a streaming handler gets its messages by reading")
+            if method == "/x.S/Park" { parked.arrived.store(true, ordering: .releasing) }
             Task {
                 switch method {
                 case "/x.S/Echo":  // bidirectional: each message back, in order
@@ -56,13 +59,13 @@ struct StreamingTransportTests {
         }
     }
 
-    @Test func bidirectionalEchoAnswersEachMessageInOrder() throws {
+    @Test func bidirectionalEchoAnswersEachMessageInOrder() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
         // The empty message must arrive as a message, not as the end.
         let messages = ["01", "", "0203", String(repeating: "ab", count: 100_000)]
 
-        let outcome = try StreamClient.run([
+        let outcome = try await StreamClient.run([
             "op": "bidi", "port": server.port, "method": "/x.S/Echo", "messages": messages,
         ])
 
@@ -71,11 +74,11 @@ struct StreamingTransportTests {
     }
 
     @Test(arguments: [0, 1, 200])
-    func serverStreamSendsEveryMessageThenOK(count: Int) throws {
+    func serverStreamSendsEveryMessageThenOK(count: Int) async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let outcome = try StreamClient.run([
+        let outcome = try await StreamClient.run([
             "op": "server", "port": server.port, "method": "/x.S/Count", "request": String(format: "%02x", count),
         ])
 
@@ -83,11 +86,11 @@ struct StreamingTransportTests {
         #expect(outcome["responses"] as? [String] == (0..<count).map { String(format: "%02x", $0) })
     }
 
-    @Test func failureAfterAMessageCarriesStatusAndDetails() throws {
+    @Test func failureAfterAMessageCarriesStatusAndDetails() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let outcome = try StreamClient.run([
+        let outcome = try await StreamClient.run([
             "op": "server", "port": server.port, "method": "/x.S/FailAfterOne", "request": "",
         ])
 
@@ -97,47 +100,48 @@ struct StreamingTransportTests {
         #expect(outcome["details"] as? String == "080a")
     }
 
-    @Test func clientCancelEndsTheReadAndRunsOnClose() throws {
+    @Test func clientCancelEndsTheReadAndRunsOnClose() async throws {
         let parked = Parked()
         let server = try Self.makeServer(parked: parked)
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let outcome = try StreamClient.run([
+        let outcome = try await StreamClient.run([
             "op": "cancel", "port": server.port, "method": "/x.S/Park", "after": 0.3,
         ])
 
         #expect(outcome["cancelled"] as? Bool == true)
-        #expect(waitUntil { parked.isClosed })
-        #expect(waitUntil { parked.hasReadEnded })
+        #expect(await waitUntil { parked.isClosed })
+        #expect(await waitUntil { parked.hasReadEnded })
     }
 
-    @Test func shutdownWaitsForAnOpenStreamThenCancelsIt() throws {
+    @Test func shutdownWaitsForAnOpenStreamThenCancelsIt() async throws {
         let parked = Parked()
         let server = try Self.makeServer(parked: parked)
         let client = try StreamClient.start(["op": "open", "port": server.port, "method": "/x.S/Park"])
-        #expect(waitUntil { (try? String(contentsOfFile: client.readyFile, encoding: .utf8)) == "open" })
+        // The client's stream is open once the server's handler has it.
+        #expect(await waitUntil { parked.hasArrived })
 
-        let started = ContinuousClock.now
-        server.shutdown(drainTimeoutMilliseconds: 300)
-        let shutdownDuration = ContinuousClock.now - started
+        let shutdownDuration = try await onOwnThread {
+            ContinuousClock().measure { server.shutdown(drainTimeoutMilliseconds: 300) }
+        }
 
         #expect(shutdownDuration >= .milliseconds(250) && shutdownDuration < .seconds(5))
-        #expect(parked.isClosed)
-        #expect(waitUntil { parked.hasReadEnded })
-        let code = try client.finish()["code"] as? Int
+        #expect(await waitUntil { parked.isClosed })
+        #expect(await waitUntil { parked.hasReadEnded })
+        let code = try await client.finish()["code"] as? Int
         #expect(
             code == Int(RPCStatus.cancelledCode) || code == Int(RPCStatus.unavailableCode),
             "\(String(describing: code))")
     }
 
-    @Test func unaryAndStreamingMethodsShareAServer() throws {
+    @Test func unaryAndStreamingMethodsShareAServer() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let unary = try StreamClient.run([
+        let unary = try await StreamClient.run([
             "op": "unary", "port": server.port, "method": "/x.Y/Unary", "request": "0708",
         ])
-        let repeated = try StreamClient.run([
+        let repeated = try await StreamClient.run([
             "op": "repeat", "port": server.port, "method": "/x.S/Echo", "count": 300,
         ])
 
@@ -146,17 +150,8 @@ struct StreamingTransportTests {
     }
 }
 
-private func waitUntil(_ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + .seconds(StreamingTransportTests.waitSecondsMax)
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        Thread.sleep(forTimeInterval: 0.01)
-    }
-    return condition()
-}
-
 /// A generic streaming gRPC client in Python grpcio: hex in, JSON out.
-struct StreamClient {
+enum StreamClient {
     static let script = #"""
         import json, sys, time, grpc
         spec = json.loads(sys.stdin.read())
@@ -194,11 +189,10 @@ struct StreamClient {
             time.sleep(spec["after"])
             outcome = {"cancelled": call.cancel()}
         elif op == "open":
-            def silent_after_ready():
-                open(spec["ready"], "w").write("open")
+            def silent():
                 time.sleep(15)
                 yield b""
-            outcome = collect(channel.stream_stream(method)(silent_after_ready(), timeout=30))
+            outcome = collect(channel.stream_stream(method)(silent(), timeout=30))
         elif op == "repeat":
             echo = channel.stream_stream(method)
             ok = 0
@@ -211,36 +205,11 @@ struct StreamClient {
         sys.stdout.flush()
         """#
 
-    let process: Process
-    let output: Pipe
-    let readyFile: String
-
-    static func start(_ spec: [String: Any]) throws -> StreamClient {
-        let readyFile = NSTemporaryDirectory() + "stream-ready-\(UUID().uuidString)"
-        var spec = spec
-        spec["ready"] = readyFile
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: spec))
-        try input.fileHandleForWriting.close()
-        return StreamClient(process: process, output: output, readyFile: readyFile)
+    static func start(_ spec: [String: Any]) throws -> PythonScript {
+        try PythonScript.start(script, spec: spec)
     }
 
-    static func run(_ spec: [String: Any]) throws -> [String: Any] {
-        try start(spec).finish()
-    }
-
-    func finish() throws -> [String: Any] {
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: readyFile)
-        let object = try JSONSerialization.jsonObject(with: data.isEmpty ? Data("{}".utf8) : data)
-        return object as? [String: Any] ?? [:]
+    static func run(_ spec: [String: Any]) async throws -> [String: Any] {
+        try await start(spec).finish()
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import Testing
 import WalletGRPC
+import WalletTestSupport
 
 /// End-to-end tests of the transport: a real GRPCServer on a loopback port,
 /// called by Python grpcio as a generic (raw bytes) client.
@@ -10,7 +11,6 @@ import WalletGRPC
 struct TransportTests {
     static let methods = ["/x.Y/Echo", "/x.Y/Fail", "/x.Y/Deadline", "/x.Y/Hold", "/x.Y/Drop"]
     static let failureDetails: [UInt8] = [0x08, 0x09, 0x12, 0x08] + Array("no funds".utf8)
-    static let waitSecondsMax = 10.0
 
     /// Handlers for `methods`; held calls are parked in `held` for the test.
     static func makeServer(held: HeldCalls = HeldCalls()) throws -> GRPCServer {
@@ -40,12 +40,12 @@ struct TransportTests {
     }
 
     @Test(arguments: [0, 3, 256 * 1024])
-    func echoReturnsThePayload(payloadSize: Int) throws {
+    func echoReturnsThePayload(payloadSize: Int) async throws {
         let payload = (0..<payloadSize).map { UInt8(truncatingIfNeeded: $0) }
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let outcome = try PythonClient.run([
+        let outcome = try await PythonClient.run([
             "op": "unary", "port": server.port, "method": "/x.Y/Echo", "request": hex(payload),
         ])
 
@@ -53,44 +53,50 @@ struct TransportTests {
         #expect(outcome["response"] as? String == hex(payload))
     }
 
-    @Test func failureCarriesMessageAndStatusDetails() throws {
+    @Test func failureCarriesMessageAndStatusDetails() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let outcome = try PythonClient.run(["op": "unary", "port": server.port, "method": "/x.Y/Fail", "request": ""])
+        let outcome = try await PythonClient.run([
+            "op": "unary", "port": server.port, "method": "/x.Y/Fail", "request": "",
+        ])
 
         #expect(outcome["code"] as? Int == Int(RPCStatus.failedPreconditionCode))
         #expect(outcome["message"] as? String == "no funds")
         #expect(outcome["details"] as? String == hex(Self.failureDetails))
     }
 
-    @Test func unknownMethodIsUnimplemented() throws {
+    @Test func unknownMethodIsUnimplemented() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let outcome = try PythonClient.run(["op": "unary", "port": server.port, "method": "/x.Y/Nope", "request": "00"])
+        let outcome = try await PythonClient.run([
+            "op": "unary", "port": server.port, "method": "/x.Y/Nope", "request": "00",
+        ])
 
         #expect(outcome["code"] as? Int == Int(RPCStatus.unimplementedCode))
         #expect((outcome["message"] as? String)?.contains("/x.Y/Nope") == true)
     }
 
-    @Test func droppedCallAnswersInternal() throws {
+    @Test func droppedCallAnswersInternal() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let outcome = try PythonClient.run(["op": "unary", "port": server.port, "method": "/x.Y/Drop", "request": ""])
+        let outcome = try await PythonClient.run([
+            "op": "unary", "port": server.port, "method": "/x.Y/Drop", "request": "",
+        ])
 
         #expect(outcome["code"] as? Int == Int(RPCStatus.internalCode))
     }
 
-    @Test func deadlineIsVisibleToTheHandler() throws {
+    @Test func deadlineIsVisibleToTheHandler() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let withDeadline = try PythonClient.run([
+        let withDeadline = try await PythonClient.run([
             "op": "unary", "port": server.port, "method": "/x.Y/Deadline", "request": "", "timeout": 5.0,
         ])
-        let withoutDeadline = try PythonClient.run([
+        let withoutDeadline = try await PythonClient.run([
             "op": "unary", "port": server.port, "method": "/x.Y/Deadline", "request": "",
         ])
 
@@ -99,7 +105,7 @@ struct TransportTests {
         #expect(withoutDeadline["response"] as? String == hex(Array("none".utf8)))
     }
 
-    @Test func clientCancelIsVisibleToTheHandler() throws {
+    @Test func clientCancelIsVisibleToTheHandler() async throws {
         let held = HeldCalls()
         let server = try Self.makeServer(held: held)
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
@@ -107,17 +113,17 @@ struct TransportTests {
         let client = try PythonClient.start([
             "op": "cancel", "port": server.port, "method": "/x.Y/Hold", "request": "", "after": 0.3,
         ])
-        let calls = try held.wait(count: 1)
+        let calls = try await held.wait(count: 1)
         #expect(!calls[0].isCancelled)
         #expect(calls[0].peer.contains("127.0.0.1"))
 
-        #expect(waitUntil { calls[0].isCancelled })
+        #expect(await waitUntil { calls[0].isCancelled })
         calls[0].respond(.ok([1]))  // Too late; must be harmless.
-        let outcome = try client.finish()
+        let outcome = try await client.finish()
         #expect(outcome["cancelled"] as? Bool == true)
     }
 
-    @Test func shutdownDrainsAnsweredCallsAndCancelsTheRest() throws {
+    @Test func shutdownDrainsAnsweredCallsAndCancelsTheRest() async throws {
         let held = HeldCalls()
         let server = try Self.makeServer(held: held)
         let callCount = 4
@@ -126,21 +132,21 @@ struct TransportTests {
             "op": "concurrent", "port": server.port, "method": "/x.Y/Hold", "request": "2a", "count": callCount,
             "timeout": 20.0,
         ])
-        let calls = try held.wait(count: callCount)
+        let calls = try await held.wait(count: callCount)
         // One call is answered while the server drains; the others never are.
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) {
             calls[0].respond(.ok([7]))
         }
-        let started = ContinuousClock.now
-        server.shutdown(drainTimeoutMilliseconds: 500)
-        let shutdownDuration = ContinuousClock.now - started
+        let shutdownDuration = try await onOwnThread {
+            ContinuousClock().measure { server.shutdown(drainTimeoutMilliseconds: 500) }
+        }
 
         #expect(shutdownDuration >= .milliseconds(400) && shutdownDuration < .seconds(5))
         for call in calls.dropFirst() {
             #expect(call.isCancelled)
             call.respond(.ok([1]))  // After shutdown: a no-op, not a crash.
         }
-        let codes = try client.finish()["codes"] as? [Int] ?? []
+        let codes = try await client.finish()["codes"] as? [Int] ?? []
         #expect(
             codes.sorted() == [0] + Array(repeating: Int(RPCStatus.cancelledCode), count: callCount - 1)
                 || codes.sorted() == [0] + Array(repeating: Int(RPCStatus.unavailableCode), count: callCount - 1),
@@ -164,12 +170,12 @@ struct TransportTests {
     }
 
     /// Also the workload for leak checks (see the transport's notes).
-    @Test func repeatedCallsAllSucceed() throws {
+    @Test func repeatedCallsAllSucceed() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
         let callCount = Int(ProcessInfo.processInfo.environment["TRANSPORT_REPEAT_CALLS"] ?? "") ?? 2000
 
-        let outcome = try PythonClient.run([
+        let outcome = try await PythonClient.run([
             "op": "repeat", "port": server.port, "method": "/x.Y/Echo", "count": callCount,
         ])
 
@@ -190,24 +196,15 @@ final class HeldCalls: Sendable {
         var expected: Int
     }
 
-    func wait(count: Int) throws -> [ServerCall] {
+    func wait(count: Int) async throws -> [ServerCall] {
         var snapshot: [ServerCall] = []
-        let arrived = waitUntil {
+        let arrived = await waitUntil {
             snapshot = calls.withLock { $0 }
             return snapshot.count >= count
         }
         guard arrived else { throw NotArrived(arrived: snapshot.count, expected: count) }
         return snapshot
     }
-}
-
-private func waitUntil(_ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + .seconds(TransportTests.waitSecondsMax)
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        Thread.sleep(forTimeInterval: 0.01)
-    }
-    return condition()
 }
 
 private func hex(_ bytes: [UInt8]) -> String {
@@ -230,7 +227,7 @@ extension Int {
 }
 
 /// A generic gRPC client in Python grpcio: raw bytes in, JSON outcome out.
-struct PythonClient {
+enum PythonClient {
     static let script = #"""
         import json, sys, time, grpc
         spec = json.loads(sys.stdin.read())
@@ -275,32 +272,11 @@ struct PythonClient {
         print(json.dumps(outcome))
         """#
 
-    let process: Process
-    let output: Pipe
-
-    static func start(_ spec: [String: Any]) throws -> PythonClient {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        // The spec goes through stdin: a large request would not fit in argv.
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: spec))
-        try input.fileHandleForWriting.close()
-        return PythonClient(process: process, output: output)
+    static func start(_ spec: [String: Any]) throws -> PythonScript {
+        try PythonScript.start(script, spec: spec)
     }
 
-    static func run(_ spec: [String: Any]) throws -> [String: Any] {
-        try start(spec).finish()
-    }
-
-    func finish() throws -> [String: Any] {
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let object = try JSONSerialization.jsonObject(with: data.isEmpty ? Data("{}".utf8) : data)
-        return object as? [String: Any] ?? [:]
+    static func run(_ spec: [String: Any]) async throws -> [String: Any] {
+        try await start(spec).finish()
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import WalletPostgres
+import WalletTestSupport
 
 // MARK: - Without a server
 
@@ -374,14 +375,17 @@ struct ConnectionTests {
 struct LocalPostgresTests {
     /// initdb, start, stop and restart in a directory of its own (takes a few
     /// seconds: initdb with fsync on).
-    @Test func provisionsStopsAndRestartsAFreshCluster() throws {
+    @Test func provisionsStopsAndRestartsAFreshCluster() async throws {
         let directory = "/tmp/wallet-pg-lifecycle-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
         let port = Int.random(in: 56_000..<57_000)
         defer {
             try? LocalPostgres.stop(dataDirectory: directory)
             try? FileManager.default.removeItem(atPath: directory)
         }
-        let url = try LocalPostgres.start(dataDirectory: directory, port: port, databaseName: "lifecycle db")
+        // initdb, start and stop take seconds: they run off the test pool.
+        let url = try await onOwnThread {
+            try LocalPostgres.start(dataDirectory: directory, port: port, databaseName: "lifecycle db")
+        }
         #expect(url.contains("lifecycle%20db"))
         do {
             let connection = try PostgresConnection(url: url)
@@ -392,11 +396,13 @@ struct LocalPostgresTests {
         #expect(try tcp.execute("SHOW fsync").string(row: 0, column: 0) == "on")
         tcp.close()
 
-        try LocalPostgres.stop(dataDirectory: directory)
+        try await onOwnThread { try LocalPostgres.stop(dataDirectory: directory) }
         #expect(throws: PostgresError.self) { _ = try PostgresConnection(url: url) }
         try LocalPostgres.stop(dataDirectory: directory)  // stopping twice is fine
 
-        let restarted = try LocalPostgres.start(dataDirectory: directory, port: port, databaseName: "lifecycle db")
+        let restarted = try await onOwnThread {
+            try LocalPostgres.start(dataDirectory: directory, port: port, databaseName: "lifecycle db")
+        }
         #expect(restarted == url)
         let connection = try PostgresConnection(url: restarted)
         #expect(try connection.execute("SELECT id FROM kept").int64(row: 0, column: 0) == 7)

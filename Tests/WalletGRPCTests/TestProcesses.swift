@@ -1,0 +1,37 @@
+import Foundation
+import WalletTestSupport
+
+/// A Python script run as a client: a JSON spec on stdin (a large request
+/// would not fit in argv), one JSON object on stdout.
+struct PythonScript: @unchecked Sendable {
+    // @unchecked: Process and Pipe are used from one thread at a time: the
+    // test's, then the waiting thread in `finish`.
+    let process: Process
+    let output: Pipe
+
+    static func start(_ script: String, spec: [String: Any]) throws -> PythonScript {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: spec))
+        try input.fileHandleForWriting.close()
+        return PythonScript(process: process, output: output)
+    }
+
+    /// Waits for the script to exit and returns the object it printed, or an
+    /// empty one when it printed nothing.
+    func finish() async throws -> [String: Any] {
+        let data = try await onOwnThread {
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return data
+        }
+        let object = try JSONSerialization.jsonObject(with: data.isEmpty ? Data("{}".utf8) : data)
+        return object as? [String: Any] ?? [:]
+    }
+}
