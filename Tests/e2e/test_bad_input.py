@@ -30,6 +30,13 @@ INVALID = [
     ("Credit", dict(transaction_id=""), "transaction_id", {"INVALID_TRANSACTION_ID"}),
     ("Credit", dict(transaction_id="ab\x01cd"), "transaction_id", {"INVALID_TRANSACTION_ID"}),
     ("Credit", dict(transaction_id="caf\u00e9-1"), "transaction_id", {"INVALID_TRANSACTION_ID"}),
+    # protobuf-c cuts C strings at a NUL: these must not arrive as "ab" or "w".
+    ("Credit", dict(transaction_id="ab\x00cd"), "transaction_id", {"INVALID_TRANSACTION_ID"}),
+    ("Debit", dict(wallet_id="@W\x00x"), "wallet_id", {"INVALID_WALLET_ID"}),
+    ("Credit", dict(metadata={"note": "a\x00b"}), "metadata", {"INVALID_METADATA"}),
+    ("Credit", dict(metadata={"no\x00te": "v"}), "metadata", {"INVALID_METADATA"}),
+    ("Debit", dict(funding=["cash\x00x"]), "funding", {"INVALID_FUNDING", "INVALID_BUCKET"}),
+    ("Reverse", dict(reason="typo\x00"), "reason", {"INVALID_REASON"}),
     ("Credit", dict(metadata={"note": BIG}), "metadata", {"INVALID_METADATA"}),
     ("Credit", dict(metadata={BIG: "v"}), "metadata", {"INVALID_METADATA"}),
     ("Credit", dict(metadata=MANY), "metadata", {"INVALID_METADATA"}),
@@ -82,6 +89,7 @@ def test_invalid_argument_names_the_field(stub, asset, wallet, rpc, fields, fiel
     h.credit(stub, w, asset, 1000)
     auth = h.authorize(stub, w, asset, 100).transaction.transaction_id
     before = h.norm_balance(h.get_balance(stub, w, asset))
+    fields = {k: v.replace("@W", w) if isinstance(v, str) else v for k, v in fields.items()}
     req = getattr(pb, rpc + "Request")(**dict(_base(rpc, w, p, asset, auth), **fields))
     r = h.expect_error(getattr(stub, rpc), C.INVALID_ARGUMENT, request=req, timeout=h.TIMEOUT)
     assert r.reason in reasons, (r.reason, r.metadata)
@@ -118,6 +126,18 @@ def test_unknown_wallet_asset_or_transaction_is_not_found(stub, asset, wallet, r
     req = getattr(pb, rpc + "Request")(**dict(_base(rpc, w, p, asset, auth), **fields))
     h.expect_error(getattr(stub, rpc), C.NOT_FOUND, reason, request=req, timeout=h.TIMEOUT)
     assert h.totals(h.get_balance(stub, w, asset)) == (1000, 100, 900)
+
+
+def test_an_id_with_a_nul_is_refused_not_taken_for_its_prefix(stub, asset, wallet):
+    w = wallet()
+    tx = h.new_tx_id()
+    h.credit(stub, w, asset, 100, tx_id=tx)
+    for longer in (tx + "\x00", tx + "\x00other"):
+        h.expect_error(h.credit, C.INVALID_ARGUMENT, "INVALID_TRANSACTION_ID", stub=stub, wallet_id=w,
+                       asset=asset, amount=100, tx_id=longer)
+        h.expect_error(h.credit, C.INVALID_ARGUMENT, "INVALID_TRANSACTION_ID", stub=stub, wallet_id=w,
+                       asset=asset, amount=7, tx_id=longer)
+    assert h.totals(h.get_balance(stub, w, asset)) == (100, 0, 100)
 
 
 def test_credit_overflowing_int64_is_pinned_balance_overflow(stub, asset, wallet):

@@ -16,7 +16,40 @@ func decode<M, R>(
             metadata: ["field": "request"])
     }
     defer { free(message, nil) }
+    // Every protobuf-c message starts with its ProtobufCMessage header.
+    let descriptor = UnsafeRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self).pointee.descriptor!
+    if let field = stringFieldWithNUL(bytes[...], descriptor) {
+        throw .invalid(field, "\(field) may not contain NUL characters")
+    }
     return try body(message.pointee)
+}
+
+/// protobuf-c hands strings over as C strings, which end at the first NUL: a
+/// transaction_id "bet-1\0x" would reach the domain as "bet-1", another id
+/// than the caller sent. Returns the name of the first top-level field whose
+/// wire bytes put a NUL in a string (also inside a nested message or map
+/// entry), or nil. Runs on bytes protobuf-c has already parsed.
+func stringFieldWithNUL(_ bytes: ArraySlice<UInt8>, _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>)
+    -> String?
+{
+    let fields = UnsafeBufferPointer(start: descriptor.pointee.fields, count: Int(descriptor.pointee.n_fields))
+    var reader = WireReader(bytes)
+    while let field = try? reader.next() {
+        guard case .bytes(let value) = field.value,
+            let described = fields.first(where: { $0.id == UInt32(field.number) })
+        else { continue }
+        let name = String(cString: described.name)
+        switch described.type {
+        case PROTOBUF_C_TYPE_STRING:
+            if value.contains(0) { return name }
+        case PROTOBUF_C_TYPE_MESSAGE:
+            let nested = described.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
+            if stringFieldWithNUL(value, nested) != nil { return name }
+        default:
+            continue
+        }
+    }
+    return nil
 }
 
 /// Reads a protobuf-c string field; proto3 strings must be UTF-8.
