@@ -23,6 +23,9 @@ public struct LedgerState: Sendable {
     public private(set) var transactions: [String: TransactionRecord] = [:]
     /// Open (PENDING) authorizations per wallet.
     public private(set) var openHolds: [String: Set<String>] = [:]
+    /// The balances a store loaded, that is, the ones it has a row for. A
+    /// touched balance among them is an update, any other a new row.
+    public private(set) var loadedBalances: Set<BalanceKey> = []
 
     // What changed since the last `resetChanges()`, for the store to write.
     public private(set) var insertedTransactionIDs: [String] = []
@@ -43,6 +46,7 @@ public struct LedgerState: Sendable {
 
     public mutating func load(posted: Int64, for key: BalanceKey) {
         postings[WalletAsset(walletID: key.walletID, asset: key.asset), default: [:]][key.bucket] = posted
+        loadedBalances.insert(key)
     }
 
     public mutating func load(transaction: TransactionRecord) {

@@ -1,5 +1,7 @@
 /// The schema, as numbered forward-only migrations applied in order at start
 /// and by `wallet-server migrate`.
 package enum Migrations {
-    package static let all: [Migration] = [m0001Ledger, m0002EntriesWithoutForeignKey, m0003RefuseTruncate]
+    package static let all: [Migration] = [
+        m0001Ledger, m0002EntriesWithoutForeignKey, m0003RefuseTruncate, m0004HistoryWithoutPositionKey,
+    ]
 }

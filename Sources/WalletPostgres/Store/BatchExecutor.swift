@@ -333,11 +333,19 @@ struct BatchExecutor {
                     ]
                 ))
         }
-        if !state.touchedBalances.isEmpty {
-            let keys = Array(state.touchedBalances)
+        // Every balance row of a locked wallet was loaded under its lock, so
+        // whether a row exists is known: updates and inserts go apart, and
+        // neither pays for ON CONFLICT's probe and row lock.
+        var updatedBalances: [BalanceKey] = []
+        var newBalances: [BalanceKey] = []
+        for key in state.touchedBalances {
+            if state.loadedBalances.contains(key) { updatedBalances.append(key) } else { newBalances.append(key) }
+        }
+        for (name, keys) in [("update_balances", updatedBalances), ("insert_balances", newBalances)] where !keys.isEmpty
+        {
             statements.append(
                 (
-                    "upsert_balances",
+                    name,
                     [
                         PostgresBinaryArray.text(keys.map(\.walletID)),
                         PostgresBinaryArray.text(keys.map(\.asset)),
@@ -522,12 +530,18 @@ enum Statements {
             FROM unnest($1::text[], $2::text[]) AS u(id, status) WHERE t.transaction_id = u.id
             """)
         connection.prepare(
-            "upsert_balances",
+            "update_balances",
             """
-            INSERT INTO balances (wallet_id, asset, bucket, posted)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-            ON CONFLICT (wallet_id, asset, bucket) DO UPDATE SET posted = EXCLUDED.posted
+            UPDATE balances b SET posted = u.posted
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(wallet_id, asset, bucket, posted)
+            WHERE b.wallet_id = u.wallet_id AND b.asset = u.asset AND b.bucket = u.bucket
             """)
+        // No ON CONFLICT: a balance row that exists but was not loaded under
+        // the wallet's lock would be a bug, and fails the batch.
+        connection.prepare(
+            "insert_balances",
+            "INSERT INTO balances (wallet_id, asset, bucket, posted) "
+                + "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])")
         connection.prepare(
             "update_chain_heads",
             """
