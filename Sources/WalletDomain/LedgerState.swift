@@ -57,6 +57,8 @@ public struct LedgerState: Sendable {
     }
 
     public mutating func resetChanges() {
+        // What was written has a row now.
+        loadedBalances.formUnion(touchedBalances)
         insertedTransactionIDs.removeAll(keepingCapacity: true)
         updatedTransactionIDs.removeAll(keepingCapacity: true)
         replacedTransactionIDs.removeAll(keepingCapacity: true)

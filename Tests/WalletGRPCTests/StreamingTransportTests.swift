@@ -31,7 +31,12 @@ struct StreamingTransportTests {
                 return
             }
             #expect(request.isEmpty, "a streaming handler gets its messages by reading")
-            if method == "/x.S/Park" { parked.arrived.store(true, ordering: .releasing) }
+            if method == "/x.S/Park" {
+                // Registered before the handler returns: once `arrived` is
+                // set, shutdown must deliver the close before it returns.
+                call.onClose { parked.closed.store(true, ordering: .releasing) }
+                parked.arrived.store(true, ordering: .releasing)
+            }
             Task {
                 switch method {
                 case "/x.S/Echo":  // bidirectional: each message back, in order
@@ -50,7 +55,6 @@ struct StreamingTransportTests {
                     _ = await call.send([42])
                     call.finish(RPCStatus(code: RPCStatus.abortedCode, message: "stopped", details: [8, 10]))
                 default:  // "/x.S/Park": wait until the call goes away
-                    call.onClose { parked.closed.store(true, ordering: .releasing) }
                     while await call.read() != nil {}
                     parked.readEnded.store(true, ordering: .releasing)
                     call.finish(nil)
@@ -117,7 +121,7 @@ struct StreamingTransportTests {
     @Test func shutdownWaitsForAnOpenStreamThenCancelsIt() async throws {
         let parked = Parked()
         let server = try Self.makeServer(parked: parked)
-        let client = try StreamClient.start(["op": "open", "port": server.port, "method": "/x.S/Park"])
+        let client = try await StreamClient.start(["op": "open", "port": server.port, "method": "/x.S/Park"])
         // The client's stream is open once the server's handler has it.
         #expect(await waitUntil { parked.hasArrived })
 
@@ -126,7 +130,7 @@ struct StreamingTransportTests {
         }
 
         #expect(shutdownDuration >= .milliseconds(250) && shutdownDuration < .seconds(5))
-        #expect(await waitUntil { parked.isClosed })
+        #expect(parked.isClosed)
         #expect(await waitUntil { parked.hasReadEnded })
         let code = try await client.finish()["code"] as? Int
         #expect(
@@ -205,8 +209,8 @@ enum StreamClient {
         sys.stdout.flush()
         """#
 
-    static func start(_ spec: [String: Any]) throws -> PythonScript {
-        try PythonScript.start(script, spec: spec)
+    static func start(_ spec: [String: Any]) async throws -> PythonScript {
+        try await PythonScript.start(script, spec: spec)
     }
 
     static func run(_ spec: [String: Any]) async throws -> [String: Any] {

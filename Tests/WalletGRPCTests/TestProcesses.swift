@@ -9,18 +9,23 @@ struct PythonScript: @unchecked Sendable {
     let process: Process
     let output: Pipe
 
-    static func start(_ script: String, spec: [String: Any]) throws -> PythonScript {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: spec))
-        try input.fileHandleForWriting.close()
-        return PythonScript(process: process, output: output)
+    /// Starts the script and writes `spec` to its stdin, off the test pool
+    /// (a large spec waits for Python to start reading).
+    static func start(_ script: String, spec: [String: Any]) async throws -> PythonScript {
+        let input = try JSONSerialization.data(withJSONObject: spec)
+        return try await onOwnThread {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", script]
+            let stdin = Pipe()
+            let output = Pipe()
+            process.standardInput = stdin
+            process.standardOutput = output
+            try process.run()
+            stdin.fileHandleForWriting.write(input)
+            try stdin.fileHandleForWriting.close()
+            return PythonScript(process: process, output: output)
+        }
     }
 
     /// Waits for the script to exit and returns the object it printed, or an

@@ -110,7 +110,7 @@ struct TransportTests {
         let server = try Self.makeServer(held: held)
         defer { server.shutdown(drainTimeoutMilliseconds: 1000) }
 
-        let client = try PythonClient.start([
+        let client = try await PythonClient.start([
             "op": "cancel", "port": server.port, "method": "/x.Y/Hold", "request": "", "after": 0.3,
         ])
         let calls = try await held.wait(count: 1)
@@ -128,7 +128,7 @@ struct TransportTests {
         let server = try Self.makeServer(held: held)
         let callCount = 4
 
-        let client = try PythonClient.start([
+        let client = try await PythonClient.start([
             "op": "concurrent", "port": server.port, "method": "/x.Y/Hold", "request": "2a", "count": callCount,
             "timeout": 20.0,
         ])
@@ -272,8 +272,8 @@ enum PythonClient {
         print(json.dumps(outcome))
         """#
 
-    static func start(_ spec: [String: Any]) throws -> PythonScript {
-        try PythonScript.start(script, spec: spec)
+    static func start(_ spec: [String: Any]) async throws -> PythonScript {
+        try await PythonScript.start(script, spec: spec)
     }
 
     static func run(_ spec: [String: Any]) async throws -> [String: Any] {

@@ -280,6 +280,40 @@ import WalletPostgres
         try Self.expectClean(url)
     }
 
+    /// A batch updates the balance rows it loaded and inserts the others; an
+    /// update that finds fewer rows than it was sent (a row gone behind the
+    /// store's back) fails instead of dropping the change.
+    @Test func aBalanceUpdateThatMissesARowFailsTheStatement() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url)
+        try await Self.seed(store, wallets: ["ann"], funds: 300)
+        let connection = try PostgresConnection(url: url)
+        try Statements.configureSession(connection)
+        Statements.prepareAll(on: connection)
+        func update(_ wallets: [String]) throws(PostgresError) {
+            _ = try connection.pipeline([
+                ("begin", []),
+                (
+                    "update_balances",
+                    [
+                        PostgresBinaryArray.text(wallets), PostgresBinaryArray.text(wallets.map { _ in "USD" }),
+                        PostgresBinaryArray.text(wallets.map { _ in "cash" }),
+                        PostgresBinaryArray.int64(wallets.map { _ in 300 }),
+                    ]
+                ),
+                ("commit", []),
+            ])
+        }
+
+        try update(["ann"])
+        let error = try #require(throws: PostgresError.self) { try update(["ann", "nobody"]) }
+        #expect(error.sqlState == "22012", "\(error)")
+        if connection.isInTransaction { _ = try connection.executeScript("ROLLBACK") }
+        let balance = try await store.balances(walletID: "ann", asset: "USD")
+        #expect(balance.map(\.posted) == [300])
+        try Self.expectClean(url)
+    }
+
     /// One flooded wallet hits its own queue limit; a quiet wallet on the
     /// same lane is not refused.
     @Test func aFloodedWalletIsRefusedWithoutStarvingItsLane() async throws {

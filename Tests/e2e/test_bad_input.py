@@ -140,6 +140,22 @@ def test_an_id_with_a_nul_is_refused_not_taken_for_its_prefix(stub, asset, walle
     assert h.totals(h.get_balance(stub, w, asset)) == (100, 0, 100)
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_nul_is_refused_also_beside_bytes_protobuf_c_tolerates(channel, stub, asset, wallet, where):
+    # protobuf-c keeps an overlong field-0 key (80 00) as an unknown field; the
+    # NUL check must not give up on such a request and let "tx\0cd" in as "tx".
+    w = wallet()
+    tx = h.new_tx_id()
+    body = pb.CreditRequest(transaction_id=tx + "\x00cd", wallet_id=w, asset=asset, amount=5).SerializeToString()
+    odd = b"\x80\x00\x00"
+    raw = channel.unary_unary("/wallet.v1.Wallet/Credit")
+    r = h.expect_error(raw, C.INVALID_ARGUMENT, request=odd + body if where == "before" else body + odd,
+                       timeout=h.TIMEOUT)
+    assert r.reason in {"INVALID_REQUEST", "INVALID_TRANSACTION_ID"}, r.reason
+    h.expect_error(h.get_tx, C.NOT_FOUND, stub=stub, tx_id=tx)
+    assert h.totals(h.get_balance(stub, w, asset)) == (0, 0, 0)
+
+
 def test_credit_overflowing_int64_is_pinned_balance_overflow(stub, asset, wallet):
     w = wallet()
     h.credit(stub, w, asset, h.INT64_MAX)

@@ -9,47 +9,69 @@ func decode<M, R>(
     _ free: (UnsafeMutablePointer<M>?, UnsafeMutablePointer<ProtobufCAllocator>?) -> Void,
     _ body: (M) throws(LedgerError) -> R
 ) throws(LedgerError) -> R {
+    let malformed = LedgerError(
+        .invalidArgument, "INVALID_REQUEST", "the request is not a valid protobuf message of this method",
+        metadata: ["field": "request"])
     let message: UnsafeMutablePointer<M>? = bytes.withUnsafeBufferPointer { unpack(nil, $0.count, $0.baseAddress) }
-    guard let message else {
-        throw LedgerError(
-            .invalidArgument, "INVALID_REQUEST", "the request is not a valid protobuf message of this method",
-            metadata: ["field": "request"])
-    }
+    guard let message else { throw malformed }
     defer { free(message, nil) }
-    // Every protobuf-c message starts with its ProtobufCMessage header.
-    let descriptor = UnsafeRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self).pointee.descriptor!
-    if let field = stringFieldWithNUL(bytes[...], descriptor) {
-        throw .invalid(field, "\(field) may not contain NUL characters")
+    // Every protobuf-c message starts with its ProtobufCMessage header, whose
+    // first member is the descriptor.
+    let descriptor = UnsafeRawPointer(message).load(as: UnsafePointer<ProtobufCMessageDescriptor>.self)
+    switch StringCheck(bytes[...], descriptor) {
+    case .clean: break
+    case .nul(let field): throw .invalid(field, "\(field) may not contain NUL characters")
+    case .unreadable: throw malformed
     }
     return try body(message.pointee)
 }
 
 /// protobuf-c hands strings over as C strings, which end at the first NUL: a
 /// transaction_id "bet-1\0x" would reach the domain as "bet-1", another id
-/// than the caller sent. Returns the name of the first top-level field whose
-/// wire bytes put a NUL in a string (also inside a nested message or map
-/// entry), or nil. Runs on bytes protobuf-c has already parsed.
-func stringFieldWithNUL(_ bytes: ArraySlice<UInt8>, _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>)
-    -> String?
-{
-    let fields = UnsafeBufferPointer(start: descriptor.pointee.fields, count: Int(descriptor.pointee.n_fields))
-    var reader = WireReader(bytes)
-    while let field = try? reader.next() {
-        guard case .bytes(let value) = field.value,
-            let described = fields.first(where: { $0.id == UInt32(field.number) })
-        else { continue }
-        let name = String(cString: described.name)
-        switch described.type {
-        case PROTOBUF_C_TYPE_STRING:
-            if value.contains(0) { return name }
-        case PROTOBUF_C_TYPE_MESSAGE:
-            let nested = described.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-            if stringFieldWithNUL(value, nested) != nil { return name }
-        default:
-            continue
+/// than the caller sent. This walks the wire bytes protobuf-c has already
+/// parsed, against the message's descriptor, into nested messages and map
+/// entries. It fails closed: bytes it cannot walk (protobuf-c is more
+/// lenient, e.g. with an overlong field-0 key) are `unreadable`, not clean.
+enum StringCheck: Equatable {
+    case clean
+    /// The top-level field whose bytes put a NUL in a string.
+    case nul(field: String)
+    case unreadable
+
+    init(_ bytes: ArraySlice<UInt8>, _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) {
+        let fields = UnsafeBufferPointer(start: descriptor.pointee.fields, count: Int(descriptor.pointee.n_fields))
+        var reader = WireReader(bytes)
+        do {
+            while let field = try reader.next() {
+                guard case .bytes(let value) = field.value else { continue }
+                guard let number = UInt32(exactly: field.number) else {
+                    self = .unreadable
+                    return
+                }
+                guard let described = fields.first(where: { $0.id == number }) else { continue }
+                let nested: StringCheck
+                switch described.type {
+                case PROTOBUF_C_TYPE_STRING:
+                    nested = value.contains(0) ? .nul(field: "") : .clean
+                case PROTOBUF_C_TYPE_MESSAGE:
+                    nested = StringCheck(
+                        value, described.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self))
+                default:
+                    nested = .clean
+                }
+                switch nested {
+                case .clean: continue
+                case .nul: self = .nul(field: String(cString: described.name))
+                case .unreadable: self = .unreadable
+                }
+                return
+            }
+        } catch {
+            self = .unreadable
+            return
         }
+        self = .clean
     }
-    return nil
 }
 
 /// Reads a protobuf-c string field; proto3 strings must be UTF-8.

@@ -409,7 +409,7 @@ struct BatchExecutor {
 }
 
 /// The statements a worker prepares on each connection.
-enum Statements {
+package enum Statements {
     /// Every statement a worker runs looks rows up by key. A prepared
     /// statement's generic plan is made once per session, and one made while
     /// a table is still small (a new database) picks a sequential scan and
@@ -422,11 +422,11 @@ enum Statements {
     /// the generic plan is as good as a custom one, so workers also skip the
     /// replanning Postgres would otherwise do for statements with array
     /// parameters (`plan_cache_mode = force_generic_plan`).
-    static func configureSession(_ connection: PostgresConnection) throws(PostgresError) {
+    package static func configureSession(_ connection: PostgresConnection) throws(PostgresError) {
         try connection.executeScript("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
     }
 
-    static func prepareAll(on connection: PostgresConnection) {
+    package static func prepareAll(on connection: PostgresConnection) {
         connection.prepare("begin", "BEGIN")
         connection.prepare("begin_snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         connection.prepare("commit", "COMMIT")
@@ -529,12 +529,19 @@ enum Statements {
             UPDATE transactions t SET status = u.status
             FROM unnest($1::text[], $2::text[]) AS u(id, status) WHERE t.transaction_id = u.id
             """)
+        // Every row updated here was loaded under its wallet's lock, so it
+        // exists. Should one not, fewer rows updated than sent must fail the
+        // batch, not drop a balance change: the count check divides by zero
+        // then (22012, not retryable: the batch fails, nothing is recorded).
         connection.prepare(
             "update_balances",
             """
-            UPDATE balances b SET posted = u.posted
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(wallet_id, asset, bucket, posted)
-            WHERE b.wallet_id = u.wallet_id AND b.asset = u.asset AND b.bucket = u.bucket
+            WITH updated AS (
+                UPDATE balances b SET posted = u.posted
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(wallet_id, asset, bucket, posted)
+                WHERE b.wallet_id = u.wallet_id AND b.asset = u.asset AND b.bucket = u.bucket
+                RETURNING 1)
+            SELECT 1 / (count(*) = cardinality($1::text[]))::int AS every_row_updated FROM updated
             """)
         // No ON CONFLICT: a balance row that exists but was not loaded under
         // the wallet's lock would be a bug, and fails the batch.
