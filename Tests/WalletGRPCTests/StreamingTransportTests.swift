@@ -155,7 +155,7 @@ struct StreamingTransportTests {
 }
 
 /// A generic streaming gRPC client in Python grpcio: hex in, JSON out.
-enum StreamClient {
+enum StreamClient: PythonClientScript {
     static let script = #"""
         import json, sys, time, grpc
         spec = json.loads(sys.stdin.read())
@@ -208,12 +208,4 @@ enum StreamClient {
         print(json.dumps(outcome))
         sys.stdout.flush()
         """#
-
-    static func start(_ spec: [String: Any]) async throws -> PythonScript {
-        try await PythonScript.start(script, spec: spec)
-    }
-
-    static func run(_ spec: [String: Any]) async throws -> [String: Any] {
-        try await start(spec).finish()
-    }
 }

@@ -40,3 +40,19 @@ struct PythonScript: @unchecked Sendable {
         return object as? [String: Any] ?? [:]
     }
 }
+
+/// A test's Python client: its script, started with a spec.
+protocol PythonClientScript {
+    static var script: String { get }
+}
+
+extension PythonClientScript {
+    static func start(_ spec: [String: Any]) async throws -> PythonScript {
+        try await PythonScript.start(script, spec: spec)
+    }
+
+    /// Starts the client and waits for its outcome.
+    static func run(_ spec: [String: Any]) async throws -> [String: Any] {
+        try await start(spec).finish()
+    }
+}

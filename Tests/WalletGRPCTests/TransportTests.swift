@@ -227,7 +227,7 @@ extension Int {
 }
 
 /// A generic gRPC client in Python grpcio: raw bytes in, JSON outcome out.
-enum PythonClient {
+enum PythonClient: PythonClientScript {
     static let script = #"""
         import json, sys, time, grpc
         spec = json.loads(sys.stdin.read())
@@ -271,12 +271,4 @@ enum PythonClient {
             outcome = {"ok": ok}
         print(json.dumps(outcome))
         """#
-
-    static func start(_ spec: [String: Any]) async throws -> PythonScript {
-        try await PythonScript.start(script, spec: spec)
-    }
-
-    static func run(_ spec: [String: Any]) async throws -> [String: Any] {
-        try await start(spec).finish()
-    }
 }

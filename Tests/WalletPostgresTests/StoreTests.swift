@@ -42,6 +42,30 @@ import WalletPostgres
                 transactionID: id, walletID: wallet, asset: "USD", amount: amount, funding: funding, metadata: [:]))
     }
 
+    /// Sends `debits` debits of 1 on `wallet` at once; every refusal must be
+    /// RESOURCE_EXHAUSTED QUEUE_FULL. Returns the refused transaction ids.
+    static func flood(_ store: PostgresLedgerStore, wallet: String, debits: Int, idPrefix: String) async throws
+        -> [String]
+    {
+        try await withThrowingTaskGroup(of: String?.self) { group in
+            for index in 0..<debits {
+                group.addTask {
+                    do throws(LedgerError) {
+                        _ = try await store.execute(try debit("\(idPrefix)-\(index)", wallet, 1), deadline: nil)
+                        return nil
+                    } catch {
+                        #expect(error.code == .resourceExhausted)
+                        #expect(error.reason == "QUEUE_FULL")
+                        return "\(idPrefix)-\(index)"
+                    }
+                }
+            }
+            var ids: [String] = []
+            for try await id in group { if let id { ids.append(id) } }
+            return ids
+        }
+    }
+
     @Test func everyOperationPersistsAndReplaysAfterRestart() async throws {
         let url = try TestDatabase.url()
         var store = try Self.makeStore(url)
@@ -255,22 +279,7 @@ import WalletPostgres
                 databaseURL: url, poolSize: 1, writeMode: .lanes, batchSizeMax: 4, queueDepthMax: 2))
         defer { store.shutdown() }
         try await Self.seed(store, wallets: ["p"], funds: 1_000_000)
-        let refused = try await withThrowingTaskGroup(of: String?.self) { group in
-            for index in 0..<200 {
-                group.addTask {
-                    do throws(LedgerError) {
-                        _ = try await store.execute(try Self.debit("q-\(index)", "p", 1), deadline: nil)
-                        return nil
-                    } catch {
-                        #expect(error.code == .resourceExhausted)
-                        return "q-\(index)"
-                    }
-                }
-            }
-            var ids: [String] = []
-            for try await id in group { if let id { ids.append(id) } }
-            return ids
-        }
+        let refused = try await Self.flood(store, wallet: "p", debits: 200, idPrefix: "q")
         #expect(!refused.isEmpty)
         for id in refused {
             await #expect(throws: LedgerError.self) { _ = try await store.transaction(id: id) }
@@ -286,6 +295,7 @@ import WalletPostgres
     @Test func aBalanceUpdateThatMissesARowFailsTheStatement() async throws {
         let url = try TestDatabase.url()
         let store = try Self.makeStore(url)
+        defer { store.shutdown() }
         try await Self.seed(store, wallets: ["ann"], funds: 300)
         let connection = try PostgresConnection(url: url)
         try Statements.configureSession(connection)
@@ -332,23 +342,7 @@ import WalletPostgres
             }
             return done
         }()
-        let refused = try await withThrowingTaskGroup(of: String?.self) { group in
-            for index in 0..<300 {
-                group.addTask {
-                    do throws(LedgerError) {
-                        _ = try await store.execute(try Self.debit("f-\(index)", "p", 1), deadline: nil)
-                        return nil
-                    } catch {
-                        #expect(error.code == .resourceExhausted)
-                        #expect(error.reason == "QUEUE_FULL")
-                        return "f-\(index)"
-                    }
-                }
-            }
-            var ids: [String] = []
-            for try await id in group { if let id { ids.append(id) } }
-            return ids
-        }
+        let refused = try await Self.flood(store, wallet: "p", debits: 300, idPrefix: "f")
         #expect(try await quiet == 30)
         #expect(!refused.isEmpty)
         for id in refused {

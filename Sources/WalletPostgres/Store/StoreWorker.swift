@@ -72,10 +72,10 @@ final class StoreWorker: @unchecked Sendable {
         var houseSlot: Int?
         var batchSizeMax: Int
         var queueDepthMax: Int
-        var walletQueueDepthMax: Int = 5_000
+        var walletQueueDepthMax: Int
         /// A batch slower than this (from its start to its commit) is logged
         /// with where its time went; 0: never.
-        var slowBatchMilliseconds: Int = 100
+        var slowBatchMilliseconds: Int
         var log: @Sendable (String) -> Void
     }
 
@@ -118,28 +118,32 @@ final class StoreWorker: @unchecked Sendable {
 
     func enqueue(_ pending: PendingCommand) {
         condition.lock()
-        if stopping {
-            condition.unlock()
-            pending.completion(.failure(.unavailable("the server is shutting down")))
-            return
-        }
-        if writes.count - writesHead >= settings.queueDepthMax {
-            condition.unlock()
-            pending.completion(.failure(Self.queueFull("this wallet's queue is full (\(settings.queueDepthMax))")))
-            return
-        }
-        if let key = pending.queueKey {
+        var refusal = admissionRefusal(
+            queued: writes.count - writesHead, full: "this wallet's queue is full (\(settings.queueDepthMax))")
+        if refusal == nil, let key = pending.queueKey {
             let queued = queuedPerKey[key, default: 0]
             if queued >= settings.walletQueueDepthMax {
-                condition.unlock()
-                pending.completion(.failure(Self.queueFull("this wallet has \(queued) operations queued (the limit)")))
-                return
+                refusal = Self.queueFull("this wallet has \(queued) operations queued (the limit)")
+            } else {
+                queuedPerKey[key] = queued + 1
             }
-            queuedPerKey[key] = queued + 1
+        }
+        if let refusal {
+            condition.unlock()
+            pending.completion(.failure(refusal))
+            return
         }
         writes.append(pending)
         condition.signal()
         condition.unlock()
+    }
+
+    /// Under the lock: why an item may not join a queue that holds `queued`
+    /// (shutting down, or the queue is at `queueDepthMax`), or nil.
+    private func admissionRefusal(queued: Int, full: @autoclosure () -> String) -> LedgerError? {
+        if stopping { return .unavailable("the server is shutting down") }
+        if queued >= settings.queueDepthMax { return Self.queueFull(full()) }
+        return nil
     }
 
     /// RESOURCE_EXHAUSTED QUEUE_FULL: `why`, and that the caller may retry.
@@ -151,14 +155,11 @@ final class StoreWorker: @unchecked Sendable {
     /// transaction.
     func enqueueCreate(_ pending: PendingCreate) {
         condition.lock()
-        if stopping {
+        if let refusal = admissionRefusal(
+            queued: creates.count, full: "too many wallets being created (\(settings.queueDepthMax))")
+        {
             condition.unlock()
-            pending.completion(.failure(.unavailable("the server is shutting down")))
-            return
-        }
-        if creates.count >= settings.queueDepthMax {
-            condition.unlock()
-            pending.completion(.failure(Self.queueFull("too many wallets being created (\(settings.queueDepthMax))")))
+            pending.completion(.failure(refusal))
             return
         }
         creates.append(pending)
