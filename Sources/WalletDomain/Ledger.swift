@@ -249,18 +249,19 @@ private struct Context {
                 let held = state.heldExactly(key, now: now, ignoringHold: ignoringHold)
                 if Int128(value) - held < floor { return .insufficientFunds }
             }
-            // A wallet's total per asset must stay representable too.
-            var total: Int64 = 0
+            // A wallet's total per asset must stay representable too: its
+            // buckets as they will be (this command's values where it
+            // changes one), summed without a ceiling, then checked.
+            var total: Int128 = 0
             let walletAsset = LedgerState.WalletAsset(walletID: key.walletID, asset: key.asset)
-            var buckets = state.postings[walletAsset] ?? [:]
+            for (bucket, amount) in state.postings[walletAsset] ?? [:]
+            where next[BalanceKey(walletID: key.walletID, asset: key.asset, bucket: bucket)] == nil {
+                total += Int128(amount)
+            }
             for (other, otherValue) in next where other.walletID == key.walletID && other.asset == key.asset {
-                buckets[other.bucket] = otherValue
+                total += Int128(otherValue)
             }
-            for amount in buckets.values {
-                let (sum, overflow) = total.addingReportingOverflow(amount)
-                if overflow { return .balanceOverflow }
-                total = sum
-            }
+            if Int64(exactly: total) == nil { return .balanceOverflow }
         }
         for (key, value) in next { state.setPosted(value, for: key) }
         return nil

@@ -163,13 +163,20 @@ public struct LedgerState: Sendable {
     }
 
     mutating func advanceChain(of walletID: String, sequence: UInt64, hash: [UInt8]) {
-        wallets[walletID]?.lastSequence = sequence
-        wallets[walletID]?.lastHash = hash
+        wallets[walletID]?.advanceChain(sequence: sequence, hash: hash)
         touchedWalletIDs.insert(walletID)
     }
 
     /// Create a wallet outside of any command (CreateWallet, DefineAsset's house slots).
     public mutating func create(wallet: WalletRecord) {
         wallets[wallet.id] = wallet
+    }
+}
+
+extension WalletRecord {
+    /// One dictionary access for both fields (`wallets[id]?.advanceChain`).
+    fileprivate mutating func advanceChain(sequence: UInt64, hash: [UInt8]) {
+        lastSequence = sequence
+        lastHash = hash
     }
 }

@@ -15,12 +15,11 @@ public struct SHA256 {
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
         0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19
     )
+    /// Bytes of an unfinished block (fewer than 64).
     private var pending: [UInt8] = []
     private var totalBytes: UInt64 = 0
 
-    public init() {
-        pending.reserveCapacity(64)
-    }
+    public init() {}
 
     public static func hash<Bytes: Sequence>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
         var hasher = SHA256()
@@ -30,63 +29,85 @@ public struct SHA256 {
 
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         let handled: Void? = bytes.withContiguousStorageIfAvailable { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let take = Swift.min(64 - pending.count, buffer.count - offset)
-                pending.append(contentsOf: buffer[offset..<(offset + take)])
-                offset += take
-                if pending.count == 64 {
-                    compress(pending)
-                    pending.removeAll(keepingCapacity: true)
-                }
-            }
-            totalBytes &+= UInt64(buffer.count)
+            update(UnsafeRawBufferPointer(buffer))
         }
         if handled != nil { return }
-        for byte in bytes {
-            pending.append(byte)
-            totalBytes &+= 1
+        let copy = Array(bytes)
+        copy.withUnsafeBytes { update($0) }
+    }
+
+    /// Whole blocks are compressed straight from `buffer`; only a block's
+    /// ragged start or end is copied.
+    public mutating func update(_ buffer: UnsafeRawBufferPointer) {
+        var offset = 0
+        if !pending.isEmpty {
+            let take = Swift.min(64 - pending.count, buffer.count)
+            pending.append(contentsOf: buffer[0..<take])
+            offset = take
             if pending.count == 64 {
-                compress(pending)
+                pending.withUnsafeBytes { compress($0) }
                 pending.removeAll(keepingCapacity: true)
             }
         }
+        while buffer.count - offset >= 64 {
+            compress(UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + 64)]))
+            offset += 64
+        }
+        if offset < buffer.count {
+            if pending.capacity < 64 { pending.reserveCapacity(64) }
+            pending.append(contentsOf: buffer[offset...])
+        }
+        totalBytes &+= UInt64(buffer.count)
     }
 
     public mutating func finalize() -> [UInt8] {
         let bitLength = totalBytes &* 8
-        pending.append(0x80)
-        if pending.count > 56 {
-            while pending.count < 64 { pending.append(0) }
-            compress(pending)
-            pending.removeAll(keepingCapacity: true)
+        // The padding: 0x80, zeros, the length in bits; one block or two.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { tail in
+            let count = pending.count
+            let blocks = count < 56 ? 1 : 2
+            let end = blocks * 64
+            tail.initialize(repeating: 0)
+            for index in 0..<count { tail[index] = pending[index] }
+            tail[count] = 0x80
+            for index in 0..<8 {
+                tail[end - 1 - index] = UInt8(truncatingIfNeeded: bitLength >> UInt64(index * 8))
+            }
+            let raw = UnsafeRawBufferPointer(tail)
+            for block in 0..<blocks {
+                compress(UnsafeRawBufferPointer(rebasing: raw[(block * 64)..<(block * 64 + 64)]))
+            }
         }
-        while pending.count < 56 { pending.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) {
-            pending.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+        pending.removeAll()
+        let words = state
+        return [UInt8](unsafeUninitializedCapacity: 32) { digest, initialized in
+            func put(_ word: UInt32, _ index: Int) {
+                digest[index * 4] = UInt8(truncatingIfNeeded: word >> 24)
+                digest[index * 4 + 1] = UInt8(truncatingIfNeeded: word >> 16)
+                digest[index * 4 + 2] = UInt8(truncatingIfNeeded: word >> 8)
+                digest[index * 4 + 3] = UInt8(truncatingIfNeeded: word)
+            }
+            put(words.0, 0)
+            put(words.1, 1)
+            put(words.2, 2)
+            put(words.3, 3)
+            put(words.4, 4)
+            put(words.5, 5)
+            put(words.6, 6)
+            put(words.7, 7)
+            initialized = 32
         }
-        compress(pending)
-        var digest: [UInt8] = []
-        digest.reserveCapacity(32)
-        for word in [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7] {
-            digest.append(UInt8(truncatingIfNeeded: word >> 24))
-            digest.append(UInt8(truncatingIfNeeded: word >> 16))
-            digest.append(UInt8(truncatingIfNeeded: word >> 8))
-            digest.append(UInt8(truncatingIfNeeded: word))
-        }
-        return digest
     }
 
-    private mutating func compress(_ block: [UInt8]) {
+    /// One 64-byte block.
+    private mutating func compress(_ block: UnsafeRawBufferPointer) {
         // The message schedule lives on the stack: no allocation per block.
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { schedule in
-            block.withUnsafeBufferPointer { bytes in
-                for index in 0..<16 {
-                    let base = index * 4
-                    schedule[index] =
-                        UInt32(bytes[base]) << 24 | UInt32(bytes[base + 1]) << 16 | UInt32(bytes[base + 2]) << 8
-                        | UInt32(bytes[base + 3])
-                }
+            for index in 0..<16 {
+                let base = index * 4
+                schedule[index] =
+                    UInt32(block[base]) << 24 | UInt32(block[base + 1]) << 16 | UInt32(block[base + 2]) << 8
+                    | UInt32(block[base + 3])
             }
             for index in 16..<64 {
                 let s0 =
@@ -97,16 +118,20 @@ public struct SHA256 {
                     ^ (schedule[index - 2] >> 10)
                 schedule[index] = schedule[index - 16] &+ s0 &+ schedule[index - 7] &+ s1
             }
-            compressRounds(schedule)
+            Self.roundConstants.withUnsafeBufferPointer { constants in
+                compressRounds(schedule, constants: constants)
+            }
         }
     }
 
-    private mutating func compressRounds(_ schedule: UnsafeMutableBufferPointer<UInt32>) {
+    private mutating func compressRounds(
+        _ schedule: UnsafeMutableBufferPointer<UInt32>, constants: UnsafeBufferPointer<UInt32>
+    ) {
         var (a, b, c, d, e, f, g, h) = state
         for index in 0..<64 {
             let sum1 = rotateRight(e, 6) ^ rotateRight(e, 11) ^ rotateRight(e, 25)
             let choice = (e & f) ^ (~e & g)
-            let temp1 = h &+ sum1 &+ choice &+ Self.roundConstants[index] &+ schedule[index]
+            let temp1 = h &+ sum1 &+ choice &+ constants[index] &+ schedule[index]
             let sum0 = rotateRight(a, 2) ^ rotateRight(a, 13) ^ rotateRight(a, 22)
             let majority = (a & b) ^ (a & c) ^ (b & c)
             let temp2 = sum0 &+ majority

@@ -73,6 +73,20 @@ struct HashChainTests {
         #expect(hexString(hasher.finalize()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
+    @Test(arguments: [Int64.min, -1_000_001, -1, 0, 7, 10, 1_000_000, Int64.max])
+    func canonicalContentIsTheDocumentedText(_ amount: Int64) {
+        for sequence in [UInt64(0), 1, 99, UInt64.max] {
+            let entry = Entry(walletID: "w-é", asset: "USD", bucket: "bonus", amount: amount, sequence: sequence)
+            let text = "v1\nw-é\nUSD\nbonus\n\(amount)\n\(sequence)\ntx:1"
+            #expect(HashChain.canonicalContent(entry: entry, transactionID: "tx:1") == Array(text.utf8))
+            var expected = SHA256()
+            expected.update(HashChain.genesis)
+            expected.update(Array(text.utf8))
+            #expect(
+                HashChain.hash(previous: HashChain.genesis, entry: entry, transactionID: "tx:1") == expected.finalize())
+        }
+    }
+
     @Test func hexStringIsLowercaseTwoDigitsPerByte() {
         #expect(hexString([0x00, 0x0f, 0xa0, 0xff]) == "000fa0ff")
         #expect(hexString([]) == "")

@@ -110,10 +110,17 @@ struct BatchExecutor {
         _ commands: [Command], hints: [WalletHint?], prepared: [String: PreparedRow], now: Timestamp,
         lockHint: Set<String>
     ) throws -> [Result<OperationResult, LedgerError>] {
-        var transactionIDs = Set<String>()
-        for command in commands {
-            transactionIDs.formUnion(Ledger.footprint(of: command, known: [:], houseSlot: houseSlot).transactionIDs)
+        // What each command names itself. A later phase recomputes a
+        // command's footprint only when a transaction it names turned up
+        // (`footprint(of:known:)` reads nothing else of `known`).
+        let named = commands.map { Ledger.footprint(of: $0, known: [:], houseSlot: houseSlot) }
+        func footprint(_ index: Int, known: [String: TransactionRecord]) -> Footprint {
+            let base = named[index]
+            guard !known.isEmpty, base.transactionIDs.contains(where: { known[$0] != nil }) else { return base }
+            return Ledger.footprint(of: commands[index], known: known, houseSlot: houseSlot)
         }
+        var transactionIDs = Set<String>()
+        for footprint in named { transactionIDs.formUnion(footprint.transactionIDs) }
         let idsParameter = PostgresBinaryArray.text(transactionIDs.sorted())
 
         // Commands that name their wallets (Credit, Debit, Authorize,
@@ -135,9 +142,7 @@ struct BatchExecutor {
             reads = []
             phases.mark(.targets)
         }
-        for command in commands {
-            lockSet.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
-        }
+        for index in commands.indices { lockSet.formUnion(footprint(index, known: known).walletIDs) }
 
         // The locks, then (under them) everything the rules read.
         let walletsParameter = PostgresBinaryArray.text(lockSet.sorted())
@@ -161,9 +166,7 @@ struct BatchExecutor {
         known = Self.transactions(second[3], entries: second[4])
         let now = second[5].int64(row: 0, column: 0) ?? now
         var needed = lockSet
-        for command in commands {
-            needed.formUnion(Ledger.footprint(of: command, known: known, houseSlot: houseSlot).walletIDs)
-        }
+        for index in commands.indices { needed.formUnion(footprint(index, known: known).walletIDs) }
         // A replayed or mismatched id may belong to a wallet not locked yet.
         if !needed.isSubset(of: lockSet) { throw BatchFailure.retry(lockWallets: needed) }
         if needsAssets, let rows = second.last { cacheAssets(rows) }
@@ -178,9 +181,8 @@ struct BatchExecutor {
 
         var results: [Result<OperationResult, LedgerError>] = []
         results.reserveCapacity(commands.count)
-        for command in commands {
-            let footprint = Ledger.footprint(of: command, known: state.transactions, houseSlot: houseSlot)
-            if !footprint.walletIDs.isSubset(of: lockSet) { break }
+        for (index, command) in commands.enumerated() {
+            if !footprint(index, known: state.transactions).walletIDs.isSubset(of: lockSet) { break }
             results.append(Ledger.apply(command, to: &state, now: now))
         }
 
