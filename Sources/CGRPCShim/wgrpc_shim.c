@@ -160,10 +160,16 @@ struct wgrpc_server {
 
 static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 
+// lock_order.cc: absl's lock-order tracking off (see there).
+void wgrpc_skip_lock_order_tracking(void);
+
 // gRPC stays initialized for the life of the process: servers (and later
 // clients) come and go, and gRPC 1.51's init/shutdown cycles restart internal
 // threads, so one grpc_init here is both simpler and safer.
-static void library_init_once(void) { grpc_init(); }
+static void library_init_once(void) {
+  wgrpc_skip_lock_order_tracking();
+  grpc_init();
+}
 
 // The one place that decides transport security. mTLS replaces this with
 // grpc_ssl_server_credentials_create_ex(...) fed from configuration.
