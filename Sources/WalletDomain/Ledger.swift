@@ -82,6 +82,19 @@ public enum Ledger {
         return footprint
     }
 
+    /// `footprint(of: command, known: known)`, given `base`, that command's
+    /// footprint with nothing known: returned as it is when `known` holds
+    /// none of the transactions it names, because the footprint reads
+    /// `known` only for those (the command's own id, for a replay, and its
+    /// target). A store that recomputes footprints as it loads rows skips
+    /// rebuilding the same sets.
+    public static func footprint(
+        of command: Command, known: [String: TransactionRecord], houseSlot: Int? = nil, base: Footprint
+    ) -> Footprint {
+        guard !known.isEmpty, base.transactionIDs.contains(where: { known[$0] != nil }) else { return base }
+        return footprint(of: command, known: known, houseSlot: houseSlot)
+    }
+
     public static func apply(_ command: Command, to state: inout LedgerState, now: Timestamp)
         -> Result<OperationResult, LedgerError>
     {

@@ -298,23 +298,18 @@ public struct Balance: Sendable, Equatable {
         self.walletID = walletID
         self.asset = asset
         self.buckets = buckets.sorted { $0.bucket < $1.bucket }
-        // Totals saturate rather than trap: each bucket is overflow-checked
-        // on every posting, and the total is a report.
-        var posted: Int64 = 0
-        var held: Int64 = 0
+        // Totals clamp rather than trap: each bucket is overflow-checked on
+        // every posting, and the total is a report. Summed without a ceiling
+        // first, so the bucket order (a Set's) cannot change the answer.
+        var posted: Int128 = 0
+        var held: Int128 = 0
         for bucket in buckets {
-            posted = Self.saturatingAdd(posted, bucket.posted)
-            held = Self.saturatingAdd(held, bucket.held)
+            posted += Int128(bucket.posted)
+            held += Int128(bucket.held)
         }
-        self.posted = posted
-        self.held = held
-        self.available = Self.saturatingAdd(posted, held == .min ? .max : -held)
-    }
-
-    static func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
-        let (sum, overflow) = a.addingReportingOverflow(b)
-        if !overflow { return sum }
-        return b > 0 ? .max : .min
+        self.posted = Int64(clamping: posted)
+        self.held = Int64(clamping: held)
+        self.available = Int64(clamping: posted - held)
     }
 
     /// The ErrorInfo metadata a business rejection carries.

@@ -60,7 +60,14 @@ public struct SHA256 {
         totalBytes &+= UInt64(buffer.count)
     }
 
-    public mutating func finalize() -> [UInt8] {
+    /// The digest of everything given so far. Leaves the hasher as it was:
+    /// calling it again gives the same digest, and `update` may go on.
+    public func finalize() -> [UInt8] {
+        var copy = self
+        return copy.finish()
+    }
+
+    private mutating func finish() -> [UInt8] {
         let bitLength = totalBytes &* 8
         // The padding: 0x80, zeros, the length in bits; one block or two.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { tail in
@@ -78,7 +85,6 @@ public struct SHA256 {
                 compress(UnsafeRawBufferPointer(rebasing: raw[(block * 64)..<(block * 64 + 64)]))
             }
         }
-        pending.removeAll()
         let words = state
         return [UInt8](unsafeUninitializedCapacity: 32) { digest, initialized in
             func put(_ word: UInt32, _ index: Int) {

@@ -66,6 +66,36 @@ struct HashChainTests {
         }
     }
 
+    /// Varied bytes over several blocks, fed in pieces that leave the
+    /// block boundary at every kind of offset: whole blocks are then hashed
+    /// straight from the middle of a piece.
+    @Test(arguments: [[300], [1, 299], [32, 268], [63, 129, 108], [64, 236], [65, 0, 170, 65], [7, 7, 7, 279]])
+    func variedBytesInPiecesGiveTheKnownDigest(_ pieces: [Int]) {
+        let message = (0..<300).map { UInt8($0 % 256) }  // digest from Python's hashlib
+        let digest = "7728ae2f2c36e2aaafbe79ca14c87ae2f89e7c88c4390ecbbf82dce88706958d"
+        var hasher = SHA256()
+        var start = 0
+        for count in pieces {
+            message[start..<(start + count)].withUnsafeBytes { hasher.update($0) }
+            start += count
+        }
+        #expect(start == message.count)
+        #expect(hexString(hasher.finalize()) == digest)
+        // A sequence without contiguous storage takes the other path.
+        #expect(hexString(SHA256.hash(AnySequence(message))) == digest)
+        #expect(hexString(SHA256.hash(message.lazy.map { $0 })) == digest)
+    }
+
+    @Test func finalizeLeavesTheHasherUsable() {
+        var hasher = SHA256()
+        hasher.update(Array("ab".utf8))
+        let first = hasher.finalize()
+        #expect(hasher.finalize() == first)
+        hasher.update(Array("c".utf8))
+        #expect(hexString(hasher.finalize()) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(hexString(first) == hexString(SHA256.hash(Array("ab".utf8))))
+    }
+
     @Test func aMillionAs() {
         var hasher = SHA256()
         let block = Self.a(1_000)

@@ -110,14 +110,11 @@ struct BatchExecutor {
         _ commands: [Command], hints: [WalletHint?], prepared: [String: PreparedRow], now: Timestamp,
         lockHint: Set<String>
     ) throws -> [Result<OperationResult, LedgerError>] {
-        // What each command names itself. A later phase recomputes a
-        // command's footprint only when a transaction it names turned up
-        // (`footprint(of:known:)` reads nothing else of `known`).
+        // What each command names itself; a later phase rebuilds a
+        // command's footprint only when a transaction it names turned up.
         let named = commands.map { Ledger.footprint(of: $0, known: [:], houseSlot: houseSlot) }
         func footprint(_ index: Int, known: [String: TransactionRecord]) -> Footprint {
-            let base = named[index]
-            guard !known.isEmpty, base.transactionIDs.contains(where: { known[$0] != nil }) else { return base }
-            return Ledger.footprint(of: commands[index], known: known, houseSlot: houseSlot)
+            Ledger.footprint(of: commands[index], known: known, houseSlot: houseSlot, base: named[index])
         }
         var transactionIDs = Set<String>()
         for footprint in named { transactionIDs.formUnion(footprint.transactionIDs) }
