@@ -178,19 +178,39 @@ public struct RequestFingerprint: Sendable, Equatable {
         self.fields = fields.map { (name: $0.0, value: $0.1) }.sorted { $0.name < $1.name }
     }
 
+    /// Byte for byte: Swift's String `==` treats canonically equivalent
+    /// text as equal ("é" as one scalar or as "e" plus a combining accent),
+    /// but a request that sends other bytes is another request.
     public static func == (lhs: RequestFingerprint, rhs: RequestFingerprint) -> Bool {
-        lhs.fields.elementsEqual(rhs.fields) { $0.name == $1.name && $0.value == $1.value }
+        lhs.fields.elementsEqual(rhs.fields) { sameBytes($0.name, $1.name) && sameBytes($0.value, $1.value) }
     }
 
-    /// Names of the fields whose values differ (a field missing on one side
-    /// counts as differing).
+    /// Names of the fields whose values differ, byte for byte (a field
+    /// missing on one side counts as differing). Field names are ASCII.
     public func differingFields(from other: RequestFingerprint) -> [String] {
         var mine: [String: String] = [:]
         for field in fields { mine[field.name] = field.value }
         var theirs: [String: String] = [:]
         for field in other.fields { theirs[field.name] = field.value }
         let names = Set(mine.keys).union(theirs.keys)
-        return names.filter { mine[$0] != theirs[$0] }.sorted()
+        return names.filter { name in
+            guard let value = mine[name], let otherValue = theirs[name] else { return true }
+            return !Self.sameBytes(value, otherValue)
+        }.sorted()
+    }
+
+    public static func sameBytes(_ lhs: String, _ rhs: String) -> Bool {
+        lhs.utf8.elementsEqual(rhs.utf8)
+    }
+
+    /// Two string maps with the same keys and values, byte for byte.
+    public static func sameBytes(_ lhs: [String: String], _ rhs: [String: String]) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var left = lhs.map { (Array($0.key.utf8), Array($0.value.utf8)) }
+        var right = rhs.map { (Array($0.key.utf8), Array($0.value.utf8)) }
+        left.sort { $0.0.lexicographicallyPrecedes($1.0) }
+        right.sort { $0.0.lexicographicallyPrecedes($1.0) }
+        return left.elementsEqual(right) { $0.0 == $1.0 && $0.1 == $1.1 }
     }
 
     /// One line per field: `name=value` with `\`, newline escaped.

@@ -198,11 +198,26 @@ struct IdempotencyTests {
         #expect(fingerprint.differingFields(from: other) == ["amount", "bucket", "metadata"])
     }
 
+    @Test func canonicallyEquivalentTextIsStillOtherBytes() {
+        let composed = RequestFingerprint([("reason", "caf\u{E9}"), ("amount", "1")])
+        let decomposed = RequestFingerprint([("reason", "cafe\u{301}"), ("amount", "1")])
+        #expect("caf\u{E9}" == "cafe\u{301}")  // what Swift's String == says
+        #expect(composed != decomposed)
+        #expect(composed.differingFields(from: decomposed) == ["reason"])
+        #expect(composed == RequestFingerprint(encoded: composed.encoded))
+        #expect(!RequestFingerprint.sameBytes(["k": "caf\u{E9}"], ["k": "cafe\u{301}"]))
+        #expect(RequestFingerprint.sameBytes(["a": "1", "b": "2"], ["b": "2", "a": "1"]))
+    }
+
     /// Two different metadata maps must never compare equal: the retry is
     /// another request and must be IDEMPOTENCY_MISMATCH, not a replay.
     @Test(arguments: [
         (["a=b": "c"], ["a": "b=c"]),
         (["a": "x\\", "b": "y"], ["a": "x;b=y"]),
+        // Canonically equivalent, other bytes: "é" as one scalar, and as "e"
+        // with a combining accent. Swift's String == calls these equal.
+        (["note": "caf\u{E9}"], ["note": "cafe\u{301}"]),
+        (["caf\u{E9}": "x"], ["cafe\u{301}": "x"]),
     ])
     func differentMetadataIsAMismatchEvenWhenItLooksAlike(first: [String: String], retry: [String: String]) async throws
     {

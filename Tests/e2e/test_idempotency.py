@@ -216,3 +216,19 @@ def test_concurrent_exact_duplicates_apply_once(channel, stub, asset, wallet):
     assert sum(1 for a in answers if not a.replayed) == 1
     assert all(h.same_transaction(a.transaction, answers[0].transaction) for a in answers)
     assert h.totals(h.get_balance(stub, w, asset)) == (700, 0, 700)
+
+
+def test_metadata_in_another_unicode_normalization_is_a_mismatch(stub, asset, wallet):
+    # "café" as one scalar (NFC) and as "e" plus a combining accent (NFD):
+    # the same text to Swift's String ==, other bytes on the wire. A retry
+    # must send the same bytes to be answered as the original.
+    w = wallet()
+    tx = h.new_tx_id()
+    first = h.credit(stub, w, asset, 100, tx_id=tx, note="caf\u00e9")
+    r = h.expect_error(h.credit, C.ALREADY_EXISTS, "IDEMPOTENCY_MISMATCH", stub=stub, wallet_id=w, asset=asset,
+                       amount=100, tx_id=tx, note="cafe\u0301")
+    assert r.metadata.get("fields") == "metadata", r.metadata
+    again = h.credit(stub, w, asset, 100, tx_id=tx, note="caf\u00e9")
+    assert again.replayed and again.transaction.metadata["note"] == "caf\u00e9"
+    assert first.transaction.transaction_id == again.transaction.transaction_id
+    assert h.totals(h.get_balance(stub, w, asset)) == (100, 0, 100)

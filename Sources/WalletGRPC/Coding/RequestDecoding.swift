@@ -92,7 +92,10 @@ func texts(_ pointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, count
 }
 
 /// Reads a map<string,string> (protobuf-c: an array of key/value entries).
-/// A repeated key is malformed input.
+/// A key sent twice keeps its last value, as protobuf says. Two keys with
+/// other bytes that Swift's String calls equal (canonically equivalent
+/// Unicode: "é" as one scalar and as "e" plus an accent) would fold into one
+/// entry and lose a value: INVALID_ARGUMENT instead.
 func stringMap<E>(
     _ pointer: UnsafeMutablePointer<UnsafeMutablePointer<E>?>?, count: Int, field: String,
     key: (E) -> UnsafeMutablePointer<CChar>?, value: (E) -> UnsafeMutablePointer<CChar>?
@@ -105,6 +108,9 @@ func stringMap<E>(
         guard let entry = pointer?[index]?.pointee else { continue }
         let k = try text(key(entry), field: field)
         let v = try text(value(entry), field: field)
+        if let existing = map.index(forKey: k), !map[existing].key.utf8.elementsEqual(k.utf8) {
+            throw .invalid(field, "\(field) has two keys that differ only in Unicode normalization")
+        }
         map[k] = v
     }
     return map

@@ -44,7 +44,7 @@ struct PreparedRow: Sendable {
     }
 
     func matches(_ record: TransactionRecord) -> Bool {
-        record.request == request && record.metadata == metadata
+        record.request == request && RequestFingerprint.sameBytes(record.metadata, metadata)
     }
 }
 
