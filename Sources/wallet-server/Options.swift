@@ -18,6 +18,8 @@ struct Options {
     var queueDepthMax = 20_000
     var walletQueueDepthMax = 5_000
     var slowBatchMilliseconds = 100
+    var batchWaitMicroseconds = 0
+    var batchWaitTarget = 32
     var dataDirectory = ".data"
     var embeddedPort = 54329
     var drainTimeoutMilliseconds = 10_000
@@ -42,6 +44,10 @@ struct Options {
           --wallet-queue-depth-max N [WALLET_WALLET_QUEUE_DEPTH_MAX] queued commands per wallet, default 5000
           --slow-batch-ms N          [WALLET_SLOW_BATCH_MS] log a batch slower than this, with its steps;
                                                             default 100
+          --batch-wait-us N          [WALLET_BATCH_WAIT_US] lanes: before a batch of fewer than the target,
+                                                            wait up to N us while more commands arrive;
+                                                            default 0 (off)
+          --batch-wait-target N      [WALLET_BATCH_WAIT_TARGET] batch size that ends that wait, default 32
           --data-dir DIR             [WALLET_DATA_DIR]      default .data
           --embedded-port N          [WALLET_EMBEDDED_PORT] default 54329
           --drain-timeout-ms N                              default 10000
@@ -64,6 +70,12 @@ struct Options {
         }
         if let value = environment["WALLET_SLOW_BATCH_MS"] {
             options.slowBatchMilliseconds = try number(value, "WALLET_SLOW_BATCH_MS")
+        }
+        if let value = environment["WALLET_BATCH_WAIT_US"] {
+            options.batchWaitMicroseconds = try number(value, "WALLET_BATCH_WAIT_US")
+        }
+        if let value = environment["WALLET_BATCH_WAIT_TARGET"] {
+            options.batchWaitTarget = try number(value, "WALLET_BATCH_WAIT_TARGET")
         }
         if let value = environment["WALLET_DATA_DIR"] { options.dataDirectory = value }
         if let value = environment["WALLET_EMBEDDED_PORT"] {
@@ -96,6 +108,8 @@ struct Options {
             case "--queue-depth-max": options.queueDepthMax = try number(try value(), name)
             case "--wallet-queue-depth-max": options.walletQueueDepthMax = try number(try value(), name)
             case "--slow-batch-ms": options.slowBatchMilliseconds = try number(try value(), name)
+            case "--batch-wait-us": options.batchWaitMicroseconds = try number(try value(), name)
+            case "--batch-wait-target": options.batchWaitTarget = try number(try value(), name)
             case "--data-dir": options.dataDirectory = try value()
             case "--embedded-port": options.embeddedPort = try number(try value(), name)
             case "--drain-timeout-ms": options.drainTimeoutMilliseconds = try number(try value(), name)

@@ -66,6 +66,8 @@ struct WalletServerMain {
             log: { Log.info($0) })
         configuration.slowBatchMilliseconds = options.slowBatchMilliseconds
         configuration.walletQueueDepthMax = options.walletQueueDepthMax
+        configuration.batchWaitMicroseconds = options.batchWaitMicroseconds
+        configuration.batchWaitTarget = options.batchWaitTarget
         let store = try PostgresLedgerStore(configuration: configuration)
         Log.info("database ready at \(ConnectionString.redacted(url))")
         let service = WalletService(store: store, pageTokens: store.pageTokens)

@@ -27,6 +27,14 @@ public struct StoreConfiguration: Sendable {
     public var walletQueueDepthMax = 5_000
     /// A batch slower than this is logged with where its time went; 0: never.
     public var slowBatchMilliseconds = 100
+    /// Lanes mode: when a lane would start a batch of fewer than
+    /// `batchWaitTarget` commands, it first waits, in short steps and up to
+    /// this long, for as long as more keep arriving. Fewer, larger
+    /// transactions cost less CPU per operation, which under an open load on
+    /// a busy machine shortens the queues more than the wait adds (see
+    /// docs/benchmarks.md); with few callers it only adds the wait. 0: off.
+    public var batchWaitMicroseconds = 0
+    public var batchWaitTarget = 32
     public var log: @Sendable (String) -> Void
 
     public init(
@@ -67,7 +75,8 @@ public final class PostgresLedgerStore: LedgerStore {
             batchSizeMax: configuration.writeMode == .lanes ? configuration.batchSizeMax : 1,
             queueDepthMax: configuration.queueDepthMax, walletQueueDepthMax: configuration.walletQueueDepthMax,
             slowBatchMilliseconds: configuration.slowBatchMilliseconds,
-            log: configuration.log)
+            batchWaitMicroseconds: configuration.writeMode == .lanes ? configuration.batchWaitMicroseconds : 0,
+            batchWaitTarget: configuration.batchWaitTarget, log: configuration.log)
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(name: "wallet-db-\($0)", settings: settings, houseSlot: $0 % Limits.houseSlotCount)
         }

@@ -76,6 +76,9 @@ final class StoreWorker: @unchecked Sendable {
         /// A batch slower than this (from its start to its commit) is logged
         /// with where its time went; 0: never.
         var slowBatchMilliseconds: Int
+        /// See `StoreConfiguration.batchWaitMicroseconds`.
+        var batchWaitMicroseconds = 0
+        var batchWaitTarget = 32
         var log: @Sendable (String) -> Void
     }
 
@@ -192,6 +195,7 @@ final class StoreWorker: @unchecked Sendable {
                 connection?.close()
                 return
             }
+            waitForMoreWrites()
             let readJobs = reads
             reads.removeAll()
             let createCount = min(settings.batchSizeMax, creates.count)
@@ -217,6 +221,26 @@ final class StoreWorker: @unchecked Sendable {
             for job in readJobs { job(live) }
             if !createBatch.isEmpty { runCreates(createBatch) }
             if !batch.isEmpty { runBatch(batch) }
+        }
+    }
+
+    /// Under the lock. A batch smaller than the target waits, in steps of
+    /// an eighth of the wait (at least 250 us), while each step brings more
+    /// commands, until the target, the wait, or other work comes.
+    private func waitForMoreWrites() {
+        let limit = settings.batchWaitMicroseconds
+        var queued = writes.count - writesHead
+        guard limit > 0, queued > 0, queued < settings.batchWaitTarget else { return }
+        let step = max(250, limit / 8)
+        var waited = 0
+        while waited < limit, reads.isEmpty, creates.isEmpty, !stopping {
+            condition.unlock()
+            usleep(UInt32(min(step, limit - waited)))
+            condition.lock()
+            waited += step
+            let now = writes.count - writesHead
+            if now == queued || now >= settings.batchWaitTarget { return }
+            queued = now
         }
     }
 
