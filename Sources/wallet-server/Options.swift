@@ -14,12 +14,12 @@ struct Options {
     /// Nil: chosen by write mode (see `effectivePoolSize`).
     var poolSize: Int?
     var writeMode = WriteMode.lanes
-    var batchSizeMax = 512
-    var queueDepthMax = 20_000
-    var walletQueueDepthMax = 5_000
-    var slowBatchMilliseconds = 100
-    var batchWaitMicroseconds = 0
-    var batchWaitTarget = 32
+    var batchSizeMax = StoreConfiguration.defaults.batchSizeMax
+    var queueDepthMax = StoreConfiguration.defaults.queueDepthMax
+    var walletQueueDepthMax = StoreConfiguration.defaults.walletQueueDepthMax
+    var slowBatchMilliseconds = StoreConfiguration.defaults.slowBatchMilliseconds
+    var batchWaitMicroseconds = StoreConfiguration.defaults.batchWaitMicroseconds
+    var batchWaitTarget = StoreConfiguration.defaults.batchWaitTarget
     var dataDirectory = ".data"
     var embeddedPort = 54329
     var drainTimeoutMilliseconds = 10_000
@@ -39,15 +39,15 @@ struct Options {
           --pool-size N              [WALLET_POOL_SIZE]     connections (= lanes); default: lanes max(2, cores),
                                                             per-request max(8, 4 x cores)
           --write-mode MODE          [WALLET_WRITE_MODE]    lanes (default) or per-request
-          --batch-size-max N         [WALLET_BATCH_SIZE_MAX] commands per database transaction, default 512
-          --queue-depth-max N        [WALLET_QUEUE_DEPTH_MAX] queued commands per lane, default 20000
-          --wallet-queue-depth-max N [WALLET_WALLET_QUEUE_DEPTH_MAX] queued commands per wallet, default 5000
+          --batch-size-max N         [WALLET_BATCH_SIZE_MAX] commands per database transaction, default \(StoreConfiguration.defaults.batchSizeMax)
+          --queue-depth-max N        [WALLET_QUEUE_DEPTH_MAX] queued commands per lane, default \(StoreConfiguration.defaults.queueDepthMax)
+          --wallet-queue-depth-max N [WALLET_WALLET_QUEUE_DEPTH_MAX] queued commands per wallet, default \(StoreConfiguration.defaults.walletQueueDepthMax)
           --slow-batch-ms N          [WALLET_SLOW_BATCH_MS] log a batch slower than this, with its steps;
-                                                            default 100
+                                                            default \(StoreConfiguration.defaults.slowBatchMilliseconds)
           --batch-wait-us N          [WALLET_BATCH_WAIT_US] lanes: before a batch of fewer than the target,
                                                             wait up to N us while more commands arrive;
                                                             default 0 (off)
-          --batch-wait-target N      [WALLET_BATCH_WAIT_TARGET] batch size that ends that wait, default 32
+          --batch-wait-target N      [WALLET_BATCH_WAIT_TARGET] batch size that ends that wait, default \(StoreConfiguration.defaults.batchWaitTarget)
           --data-dir DIR             [WALLET_DATA_DIR]      default .data
           --embedded-port N          [WALLET_EMBEDDED_PORT] default 54329
           --drain-timeout-ms N                              default 10000
@@ -72,7 +72,7 @@ struct Options {
             options.slowBatchMilliseconds = try number(value, "WALLET_SLOW_BATCH_MS")
         }
         if let value = environment["WALLET_BATCH_WAIT_US"] {
-            options.batchWaitMicroseconds = try number(value, "WALLET_BATCH_WAIT_US")
+            options.batchWaitMicroseconds = try waitMicroseconds(value, "WALLET_BATCH_WAIT_US")
         }
         if let value = environment["WALLET_BATCH_WAIT_TARGET"] {
             options.batchWaitTarget = try number(value, "WALLET_BATCH_WAIT_TARGET")
@@ -108,7 +108,7 @@ struct Options {
             case "--queue-depth-max": options.queueDepthMax = try number(try value(), name)
             case "--wallet-queue-depth-max": options.walletQueueDepthMax = try number(try value(), name)
             case "--slow-batch-ms": options.slowBatchMilliseconds = try number(try value(), name)
-            case "--batch-wait-us": options.batchWaitMicroseconds = try number(try value(), name)
+            case "--batch-wait-us": options.batchWaitMicroseconds = try waitMicroseconds(try value(), name)
             case "--batch-wait-target": options.batchWaitTarget = try number(try value(), name)
             case "--data-dir": options.dataDirectory = try value()
             case "--embedded-port": options.embeddedPort = try number(try value(), name)
@@ -135,6 +135,14 @@ struct Options {
 
     private static func number(_ text: String, _ name: String) throws -> Int {
         guard let value = Int(text), value > 0 else { throw UsageError("\(name) must be a positive integer") }
+        return value
+    }
+
+    /// 0 (off) to one second.
+    private static func waitMicroseconds(_ text: String, _ name: String) throws -> Int {
+        guard let value = Int(text), (0...1_000_000).contains(value) else {
+            throw UsageError("\(name) must be an integer from 0 (off) to 1000000")
+        }
         return value
     }
 

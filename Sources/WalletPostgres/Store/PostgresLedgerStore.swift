@@ -12,6 +12,9 @@ public enum WriteMode: String, Sendable, CaseIterable {
 }
 
 public struct StoreConfiguration: Sendable {
+    /// The defaults of every setting (the server's flags start from these).
+    public static let defaults = StoreConfiguration(databaseURL: "")
+
     public var databaseURL: String
     /// Connections, each with its own worker thread and lanes.
     public var poolSize: Int

@@ -77,8 +77,8 @@ final class StoreWorker: @unchecked Sendable {
         /// with where its time went; 0: never.
         var slowBatchMilliseconds: Int
         /// See `StoreConfiguration.batchWaitMicroseconds`.
-        var batchWaitMicroseconds = 0
-        var batchWaitTarget = 32
+        var batchWaitMicroseconds: Int
+        var batchWaitTarget: Int
         var log: @Sendable (String) -> Void
     }
 
@@ -228,7 +228,7 @@ final class StoreWorker: @unchecked Sendable {
     /// an eighth of the wait (at least 250 us), while each step brings more
     /// commands, until the target, the wait, or other work comes.
     private func waitForMoreWrites() {
-        let limit = settings.batchWaitMicroseconds
+        let limit = min(settings.batchWaitMicroseconds, 1_000_000)
         var queued = writes.count - writesHead
         guard limit > 0, queued > 0, queued < settings.batchWaitTarget else { return }
         let step = max(250, limit / 8)
