@@ -324,33 +324,6 @@ import WalletPostgres
         try Self.expectClean(url)
     }
 
-    /// With a batch wait, a command that arrives while the lane waits joins
-    /// the waiting one in one database transaction; without it, the lane
-    /// does not wait for it.
-    @Test(arguments: [(80_000, 2), (0, 20)])
-    func aBatchWaitGathersCommandsThatArriveDuringIt(waitMicroseconds: Int, gapMilliseconds: Int) async throws {
-        let url = try TestDatabase.url()
-        var configuration = StoreConfiguration(databaseURL: url, poolSize: 1, writeMode: .lanes)
-        configuration.batchWaitMicroseconds = waitMicroseconds
-        configuration.batchWaitTarget = 2
-        let store = try PostgresLedgerStore(configuration: configuration)
-        defer { store.shutdown() }
-        try await Self.seed(store, wallets: ["wa", "wb"], funds: 100)
-        async let first = store.execute(try Self.debit("gather-a", "wa", 1), deadline: nil)
-        // With the wait: well inside its first 10 ms step. Without: long
-        // after the lane took the first command.
-        try await Task.sleep(for: .milliseconds(gapMilliseconds))
-        async let second = store.execute(try Self.debit("gather-b", "wb", 1), deadline: nil)
-        _ = try await (first, second)
-        let connection = try PostgresConnection(url: url)
-        defer { connection.close() }
-        let transactions = try connection.execute(
-            "SELECT count(DISTINCT xmin::text) FROM transactions WHERE transaction_id IN ('gather-a', 'gather-b')")
-        let expected: Int64 = waitMicroseconds > 0 ? 1 : 2
-        #expect(transactions.int64(row: 0, column: 0) == expected)
-        try Self.expectClean(url)
-    }
-
     /// One flooded wallet hits its own queue limit; a quiet wallet on the
     /// same lane is not refused.
     @Test func aFloodedWalletIsRefusedWithoutStarvingItsLane() async throws {
