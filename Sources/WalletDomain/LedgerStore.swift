@@ -27,7 +27,10 @@ public struct HistoryPage: Sendable {
 /// CreateWallet and DefineAsset rules, shared by every store.
 public enum Registry {
     public static func existingWallet(_ existing: WalletRecord, matches request: CreateWallet) throws(LedgerError) {
-        guard existing.overdraftLimit == request.overdraftLimit, existing.labels == request.labels else {
+        // Labels byte for byte: Swift's == calls canonically equivalent text equal.
+        guard existing.overdraftLimit == request.overdraftLimit,
+            RequestFingerprint.sameBytes(existing.labels, request.labels)
+        else {
             throw LedgerError(
                 .alreadyExists, "WALLET_EXISTS", "wallet \(request.walletID) exists with other parameters")
         }

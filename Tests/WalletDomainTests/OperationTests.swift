@@ -182,6 +182,20 @@ struct OperationTests {
         #expect(second.wallet == first.wallet)
     }
 
+    @Test func createWalletAgainWithALabelInAnotherNormalizationIsWalletExists() async throws {
+        let ledger = try await LedgerHarness()
+        _ = try await ledger.store.createWallet(
+            CreateWallet(walletID: "alice", overdraftLimit: 0, labels: ["note": "caf\u{E9}"]))
+        #expect(
+            try await ledger.store.createWallet(
+                CreateWallet(walletID: "alice", overdraftLimit: 0, labels: ["note": "caf\u{E9}"])
+            ).created == false)
+        await #expect(throws: LedgerError.self) {
+            _ = try await ledger.store.createWallet(
+                CreateWallet(walletID: "alice", overdraftLimit: 0, labels: ["note": "cafe\u{301}"]))
+        }
+    }
+
     @Test(arguments: [
         (Int64(0), ["tier": "gold"]),
         (Int64(100), ["tier": "silver"]),

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import WalletDomain
 import WalletTestSupport
@@ -10,50 +9,54 @@ import WalletTestSupport
 /// from a thread of the test's own, so their timing does not depend on the
 /// (busy, two-thread) cooperative pool.
 @Suite struct BatchWaitTests {
-    @Test func aCommandArrivingDuringTheWaitJoinsTheWaitingOnesTransaction() async throws {
+    /// With a wait, a command that arrives 50 ms into it (inside its first
+    /// 125 ms step) joins the waiting one's transaction; without one, the
+    /// lane has committed the first alone by then.
+    @Test(arguments: [1_000_000, 0])
+    func aCommandArrivingDuringTheWaitJoinsTheWaitingOnesTransaction(waitMicroseconds: Int) async throws {
         let url = try TestDatabase.url()
         // The store migrates the database and creates the asset, its house
         // wallets and the two funded wallets.
-        let store = try StoreTests.makeStore(url, pool: 1)
-        try await StoreTests.seed(store, wallets: ["wa", "wb"], funds: 100)
-        store.shutdown()
+        do {
+            let store = try StoreTests.makeStore(url, pool: 1)
+            defer { store.shutdown() }
+            try await StoreTests.seed(store, wallets: ["wa", "wb"], funds: 100)
+        }
+        let first = try StoreTests.debit("gather-a", "wa", 1)
+        let second = try StoreTests.debit("gather-b", "wb", 1)
 
         let settings = StoreWorker.Settings(
             databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
-            slowBatchMilliseconds: 0, batchWaitMicroseconds: 1_000_000, batchWaitTarget: 2, log: { _ in })
+            slowBatchMilliseconds: 0, batchWaitMicroseconds: waitMicroseconds, batchWaitTarget: 2, log: { _ in })
         let worker = StoreWorker(name: "batch-wait-test", settings: settings, houseSlot: 0)
         worker.start()
-        let outcomes = try await onOwnThread {
+        let answeredBoth = try await onOwnThread {
+            defer { worker.stop() }
+            // The lane is up and connected before the clock starts.
+            let ready = DispatchSemaphore(value: 0)
+            worker.enqueueRead { _ in ready.signal() }
+            guard ready.wait(timeout: .now() + 30) == .success else { return false }
             let answered = DispatchSemaphore(value: 0)
-            let outcomes = Mutex<[Result<OperationResult, LedgerError>]>([])
             func queue(_ command: Command) {
                 worker.enqueue(
                     PendingCommand(
                         command: command, prepared: PreparedRow(command), hint: nil, queueKey: nil, deadline: nil
                     ) { outcome in
-                        outcomes.withLock { $0.append(outcome) }
+                        if case .failure(let error) = outcome { Issue.record("\(error)") }
                         answered.signal()
                     })
             }
-            // The lane takes the first, finds it alone (under the target of
-            // 2) and waits in steps of 125 ms; the second comes 2 ms later.
-            queue(try StoreTests.debit("gather-a", "wa", 1))
-            Thread.sleep(forTimeInterval: 0.002)
-            queue(try StoreTests.debit("gather-b", "wb", 1))
-            answered.wait()
-            answered.wait()
-            worker.stop()
-            return outcomes.withLock { $0 }
+            queue(first)
+            Thread.sleep(forTimeInterval: 0.050)
+            queue(second)
+            return answered.wait(timeout: .now() + 30) == .success && answered.wait(timeout: .now() + 30) == .success
         }
-        #expect(outcomes.count == 2)
-        for outcome in outcomes {
-            if case .failure(let error) = outcome { Issue.record("\(error)") }
-        }
+        #expect(answeredBoth)
         let connection = try PostgresConnection(url: url)
         defer { connection.close() }
         let transactions = try connection.execute(
             "SELECT count(DISTINCT xmin::text) FROM transactions WHERE transaction_id IN ('gather-a', 'gather-b')")
-        #expect(transactions.int64(row: 0, column: 0) == 1)
+        #expect(transactions.int64(row: 0, column: 0) == (waitMicroseconds > 0 ? 1 : 2))
         try StoreTests.expectClean(url)
     }
 }

@@ -45,6 +45,17 @@ def test_create_wallet_with_other_params_is_wallet_exists(stub, other):
     h.expect_error(stub.CreateWallet, C.ALREADY_EXISTS, "WALLET_EXISTS", request=other, timeout=h.TIMEOUT)
 
 
+def test_create_wallet_with_a_label_in_another_normalization_is_wallet_exists(stub):
+    # "café" as one scalar (NFC) and as "e" plus a combining accent (NFD):
+    # other bytes, so other parameters.
+    wid = h.new_wallet_id()
+    stub.CreateWallet(pb.CreateWalletRequest(wallet_id=wid, labels={"note": "caf\u00e9"}), timeout=h.TIMEOUT)
+    again = stub.CreateWallet(pb.CreateWalletRequest(wallet_id=wid, labels={"note": "caf\u00e9"}), timeout=h.TIMEOUT)
+    assert again.created is False
+    h.expect_error(stub.CreateWallet, C.ALREADY_EXISTS, "WALLET_EXISTS",
+                   request=pb.CreateWalletRequest(wallet_id=wid, labels={"note": "cafe\u0301"}), timeout=h.TIMEOUT)
+
+
 @pytest.mark.parametrize("wid", [
     "sys:" + "x" * 8, "sys:house", "", "a b", "a/b", "caf\u00e9", "tab\tid", "x" * 129, "a#b",
 ], ids=["sys:random", "sys:house", "empty", "space", "slash", "non-ascii", "tab", "129 bytes", "hash"])

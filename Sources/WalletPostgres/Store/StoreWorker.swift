@@ -229,8 +229,10 @@ final class StoreWorker: @unchecked Sendable {
     /// commands, until the target, the wait, or other work comes.
     private func waitForMoreWrites() {
         let limit = min(settings.batchWaitMicroseconds, 1_000_000)
+        // A batch never takes more than batchSizeMax, so waiting for more is moot.
+        let target = min(settings.batchWaitTarget, settings.batchSizeMax)
         var queued = writes.count - writesHead
-        guard limit > 0, queued > 0, queued < settings.batchWaitTarget else { return }
+        guard limit > 0, queued > 0, queued < target else { return }
         let step = max(250, limit / 8)
         var waited = 0
         while waited < limit, reads.isEmpty, creates.isEmpty, !stopping {
@@ -239,7 +241,7 @@ final class StoreWorker: @unchecked Sendable {
             condition.lock()
             waited += step
             let now = writes.count - writesHead
-            if now == queued || now >= settings.batchWaitTarget { return }
+            if now == queued || now >= target { return }
             queued = now
         }
     }
