@@ -203,14 +203,18 @@ public struct RequestFingerprint: Sendable, Equatable {
         lhs.utf8.elementsEqual(rhs.utf8)
     }
 
-    /// Two string maps with the same keys and values, byte for byte.
+    /// Two string maps with the same keys and values, byte for byte. A
+    /// dictionary holds at most one key of each canonical-equivalence class,
+    /// so looking a key up finds the one candidate, whose bytes are then
+    /// compared: no copies (this runs per written row on the lane thread).
     public static func sameBytes(_ lhs: [String: String], _ rhs: [String: String]) -> Bool {
         guard lhs.count == rhs.count else { return false }
-        var left = lhs.map { (Array($0.key.utf8), Array($0.value.utf8)) }
-        var right = rhs.map { (Array($0.key.utf8), Array($0.value.utf8)) }
-        left.sort { $0.0.lexicographicallyPrecedes($1.0) }
-        right.sort { $0.0.lexicographicallyPrecedes($1.0) }
-        return left.elementsEqual(right) { $0.0 == $1.0 && $0.1 == $1.1 }
+        for (key, value) in lhs {
+            guard let index = rhs.index(forKey: key) else { return false }
+            let other = rhs[index]
+            guard sameBytes(key, other.key), sameBytes(value, other.value) else { return false }
+        }
+        return true
     }
 
     /// One line per field: `name=value` with `\`, newline escaped.
