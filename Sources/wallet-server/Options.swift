@@ -45,8 +45,8 @@ struct Options {
           --slow-batch-ms N          [WALLET_SLOW_BATCH_MS] log a batch slower than this, with its steps;
                                                             default \(StoreConfiguration.defaults.slowBatchMilliseconds)
           --batch-wait-us N          [WALLET_BATCH_WAIT_US] lanes: before a batch of fewer than the target,
-                                                            wait up to N us while more commands arrive;
-                                                            default 0 (off)
+                                                            while another lane is busy, wait up to N us
+                                                            while more commands arrive; 0: off; default \(StoreConfiguration.defaults.batchWaitMicroseconds)
           --batch-wait-target N      [WALLET_BATCH_WAIT_TARGET] batch size that ends that wait, default \(StoreConfiguration.defaults.batchWaitTarget)
           --data-dir DIR             [WALLET_DATA_DIR]      default .data
           --embedded-port N          [WALLET_EMBEDDED_PORT] default 54329
@@ -131,6 +131,18 @@ struct Options {
         case .lanes: return max(2, cores)
         case .perRequest: return max(8, 4 * cores)
         }
+    }
+
+    /// The settings that shape throughput, for the startup log line.
+    var startupSummary: String {
+        var parts = ["write mode \(writeMode.rawValue)", "pool \(effectivePoolSize)"]
+        if writeMode == .lanes {
+            parts.append("batch size max \(batchSizeMax)")
+            parts.append(
+                batchWaitMicroseconds > 0
+                    ? "batch wait \(batchWaitMicroseconds) us for \(batchWaitTarget)" : "batch wait off")
+        }
+        return parts.joined(separator: ", ")
     }
 
     private static func number(_ text: String, _ name: String) throws -> Int {

@@ -58,7 +58,10 @@ struct WalletServerMain {
     }
 
     static func serve(_ options: Options) throws {
-        Log.info("starting (write mode \(options.writeMode.rawValue), pool \(options.effectivePoolSize))")
+        Log.info("starting (\(options.startupSummary))")
+        if options.writeMode == .perRequest, options.batchWaitMicroseconds > 0 {
+            Log.info("note: --batch-wait-us applies to lanes only; per-request mode ignores it")
+        }
         let url = try databaseURL(options)
         var configuration = StoreConfiguration(
             databaseURL: url, poolSize: options.effectivePoolSize, writeMode: options.writeMode,

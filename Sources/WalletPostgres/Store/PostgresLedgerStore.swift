@@ -31,12 +31,13 @@ public struct StoreConfiguration: Sendable {
     /// A batch slower than this is logged with where its time went; 0: never.
     public var slowBatchMilliseconds = 100
     /// Lanes mode: when a lane would start a batch of fewer than
-    /// `batchWaitTarget` commands, it first waits, in short steps and up to
-    /// this long, for as long as more keep arriving. Fewer, larger
-    /// transactions cost less CPU per operation, which under an open load on
-    /// a busy machine shortens the queues more than the wait adds (see
-    /// docs/benchmarks.md); with few callers it only adds the wait. 0: off.
-    public var batchWaitMicroseconds = 0
+    /// `batchWaitTarget` commands while another worker is running a batch,
+    /// it first waits, in short steps and up to this long, for as long as
+    /// more keep arriving. Fewer, larger transactions cost less CPU per
+    /// operation, which under an open load on a busy machine shortens the
+    /// queues more than the wait adds. A worker alone (one hot wallet) never
+    /// waits: it is the bottleneck itself. See docs/benchmarks.md. 0: off.
+    public var batchWaitMicroseconds = 2_000
     public var batchWaitTarget = 32
     public var log: @Sendable (String) -> Void
 

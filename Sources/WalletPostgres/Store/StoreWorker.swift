@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import WalletDomain
 
 /// A write waiting in a lane.
@@ -58,6 +59,12 @@ struct PendingCommand: Sendable {
     let completion: @Sendable (Result<OperationResult, LedgerError>) -> Void
 }
 
+/// How many of a store's workers are running a batch (see
+/// `StoreWorker.waitForMoreWrites`).
+final class WorkerActivity: Sendable {
+    let running = Atomic<Int>(0)
+}
+
 /// One thread, one Postgres connection, one queue. Commands of a wallet
 /// always land on the same worker (see `PostgresLedgerStore.worker(for:)`),
 /// so they apply in arrival order; in lanes mode the worker takes everything
@@ -79,6 +86,8 @@ final class StoreWorker: @unchecked Sendable {
         /// See `StoreConfiguration.batchWaitMicroseconds`.
         var batchWaitMicroseconds: Int
         var batchWaitTarget: Int
+        /// Workers of the same store that are running a batch right now.
+        var activity = WorkerActivity()
         var log: @Sendable (String) -> Void
     }
 
@@ -220,7 +229,11 @@ final class StoreWorker: @unchecked Sendable {
             let live = ensureConnection()
             for job in readJobs { job(live) }
             if !createBatch.isEmpty { runCreates(createBatch) }
-            if !batch.isEmpty { runBatch(batch) }
+            if !batch.isEmpty {
+                settings.activity.running.add(1, ordering: .relaxed)
+                runBatch(batch)
+                settings.activity.running.subtract(1, ordering: .relaxed)
+            }
         }
     }
 
@@ -233,6 +246,10 @@ final class StoreWorker: @unchecked Sendable {
         let target = min(settings.batchWaitTarget, settings.batchSizeMax)
         var queued = writes.count - writesHead
         guard limit > 0, queued > 0, queued < target else { return }
+        // Only while another worker is running a batch: then the cores are
+        // shared and a bigger batch saves them work. A worker alone (one hot
+        // wallet) is itself the bottleneck, and waiting would only idle it.
+        guard settings.activity.running.load(ordering: .relaxed) > 0 else { return }
         let step = max(250, limit / 8)
         var waited = 0
         while waited < limit, reads.isEmpty, creates.isEmpty, !stopping {
