@@ -232,3 +232,46 @@ def test_metadata_in_another_unicode_normalization_is_a_mismatch(stub, asset, wa
     assert again.replayed and again.transaction.metadata["note"] == "caf\u00e9"
     assert first.transaction.transaction_id == again.transaction.transaction_id
     assert h.totals(h.get_balance(stub, w, asset)) == (100, 0, 100)
+
+
+def test_metadata_key_in_nfd_first_round_trips_byte_for_byte(stub, asset, wallet):
+    # The first request's key is the decomposed form: it is stored and
+    # returned as sent, its own retry replays, and the composed form of the
+    # same text is another request.
+    w = wallet()
+    tx = h.new_tx_id()
+    nfd = {"cafe\u0301": "x"}
+    first = stub.Credit(pb.CreditRequest(transaction_id=tx, wallet_id=w, asset=asset, amount=40, metadata=nfd),
+                        timeout=h.TIMEOUT)
+    assert [k.encode() for k in first.transaction.metadata] == ["cafe\u0301".encode()]
+    assert [k.encode() for k in h.get_tx(stub, tx).metadata] == ["cafe\u0301".encode()]
+    again = stub.Credit(pb.CreditRequest(transaction_id=tx, wallet_id=w, asset=asset, amount=40, metadata=nfd),
+                        timeout=h.TIMEOUT)
+    assert again.replayed
+    r = h.expect_error(h.credit, C.ALREADY_EXISTS, "IDEMPOTENCY_MISMATCH", stub=stub, wallet_id=w, asset=asset,
+                       amount=40, tx_id=tx, **{"caf\u00e9": "x"})
+    assert r.metadata.get("fields") == "metadata", r.metadata
+    assert h.totals(h.get_balance(stub, w, asset)) == (40, 0, 40)
+
+
+def test_a_map_key_repeated_with_the_same_bytes_keeps_the_last_value(channel, stub, asset, wallet):
+    # Protobuf's rule for a map entry sent twice: the last one wins. (Keys
+    # that differ only in normalization are refused instead: test_bad_input.)
+    def field(num, data):
+        return bytes([num << 3 | 2]) + h._encode_varint(len(data)) + data
+
+    def entry(key, value):
+        return field(6, h.wire_string(1, key) + h.wire_string(2, value))
+
+    w = wallet()
+    tx = h.new_tx_id()
+    body = pb.CreditRequest(transaction_id=tx, wallet_id=w, asset=asset, amount=25).SerializeToString()
+    raw = channel.unary_unary("/wallet.v1.Wallet/Credit")
+    answer = pb.CreditResponse.FromString(raw(body + entry("note", "first") + entry("note", "last"),
+                                              timeout=h.TIMEOUT))
+    assert dict(answer.transaction.metadata) == {"note": "last"}
+    assert dict(h.get_tx(stub, tx).metadata) == {"note": "last"}
+    assert h.credit(stub, w, asset, 25, tx_id=tx, note="last").replayed
+    h.expect_error(h.credit, C.ALREADY_EXISTS, "IDEMPOTENCY_MISMATCH", stub=stub, wallet_id=w, asset=asset,
+                   amount=25, tx_id=tx, note="first")
+    assert h.totals(h.get_balance(stub, w, asset)) == (25, 0, 25)
