@@ -29,6 +29,7 @@ struct BenchOptions: Sendable {
                                    (same bytes, same transaction_id) with backoff until it gets a final
                                    answer, as the game service does; for runs that restart the server
           --timeline               also print completions and the slowest call of every quarter second
+                                   (open loop: also the pacer's worst late wake-up, a machine stall meter)
         """
 
     var target = ""

@@ -36,11 +36,16 @@ struct BenchReport: Sendable {
                 + "max \(format(Double(histogram.maximumNanoseconds) / 1e6, 3))  mean \(format(histogram.meanNanoseconds / 1e6, 3))",
         ]
         if options.timeline {
-            lines.append("timeline (completions per 0.25 s, slowest call of each slice):")
+            let pacer = result.pacerLateness
+            lines.append(
+                "timeline (completions per 0.25 s, slowest call of each slice"
+                    + (pacer.isEmpty ? "" : ", the open-loop pacer's worst late wake-up") + "):")
             for slice in (totals.slices.keys.min() ?? 0)...(totals.slices.keys.max() ?? 0) {
                 let (count, slowest) = totals.slices[slice] ?? (0, 0)
                 let from = Double(slice) * Double(LoadRecorder.sliceNanoseconds) / 1e9
-                lines.append("  \(format(from, 2)) s: \(count) calls, slowest \(format(Double(slowest) / 1e6, 1)) ms")
+                let late = pacer[slice].map { ", pacer late \(format(Double($0) / 1e6, 1)) ms" } ?? ""
+                lines.append(
+                    "  \(format(from, 2)) s: \(count) calls, slowest \(format(Double(slowest) / 1e6, 1)) ms\(late)")
             }
         }
         if totals.errors.isEmpty {

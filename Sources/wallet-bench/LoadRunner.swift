@@ -19,6 +19,11 @@ struct LoadRunner {
         /// Open loop: calls the schedule wanted but no idle caller could send
         /// before the end time.
         var unsent: Int
+        /// Open loop: per timeline slice, how late the pacer woke from a
+        /// sleep to its tick, at worst: how long the machine kept a thread
+        /// that wanted to run from running. A latency spike with a pacer as
+        /// late is the machine's, not the server's.
+        var pacerLateness: [Int: UInt64] = [:]
     }
 
     let channels: [GRPCChannel]
@@ -38,6 +43,7 @@ struct LoadRunner {
         settings.retryTransient = retryTransient
         var seeds = SplitMix64(seed: UInt64(truncatingIfNeeded: start))
         var unsent = 0
+        var pacerLateness: [Int: UInt64] = [:]
 
         if let rate {
             let pool = CallerPool()
@@ -52,13 +58,13 @@ struct LoadRunner {
                 pool: pool, poolSize: concurrency, rate: rate, startNanoseconds: start,
                 endNanoseconds: settings.endNanoseconds,
                 drainNanoseconds: UInt64(timeoutMilliseconds) * 1_000_000 + 1_000_000_000)
-            let unsentBox = UnsentCount()
+            let outcome = PacerOutcome()
             startThread {
-                unsentBox.value.store(pacer.run(), ordering: .releasing)
+                outcome.value.withLock { $0 = pacer.run() }
                 latch.countDown()
             }
             await latch.wait()
-            unsent = unsentBox.value.load(ordering: .acquiring)
+            (unsent, pacerLateness) = outcome.value.withLock { $0 }
         } else {
             let latch = CountdownLatch(count: concurrency)
             let callers = (0..<concurrency).map { index in
@@ -73,7 +79,8 @@ struct LoadRunner {
         var totals = LoadRecorder.Totals()
         for recorder in recorders { totals.merge(recorder.snapshot()) }
         let end = max(totals.lastCompletionNanoseconds, settings.endNanoseconds)
-        return Result(totals: totals, elapsedSeconds: Double(end - start) / 1e9, unsent: unsent)
+        return Result(
+            totals: totals, elapsedSeconds: Double(end - start) / 1e9, unsent: unsent, pacerLateness: pacerLateness)
     }
 }
 
@@ -95,12 +102,14 @@ struct OpenLoopPacer: Sendable {
     /// How long to wait for calls in flight after the end time.
     let drainNanoseconds: UInt64
 
-    /// Returns how many scheduled calls were never sent.
-    func run() -> Int {
+    /// Returns how many scheduled calls were never sent, and the pacer's
+    /// worst lateness per timeline slice.
+    func run() -> (unsent: Int, lateness: [Int: UInt64]) {
         let intervalNanoseconds = 1e9 / rate
         let scheduled = Int((Double(endNanoseconds - startNanoseconds) / intervalNanoseconds).rounded(.down))
         var sent = 0
         var awakeUntil: UInt64 = 0
+        var lateness: [Int: UInt64] = [:]
         schedule: for slot in 0..<scheduled {
             let intended = startNanoseconds + UInt64(Double(slot) * intervalNanoseconds)
             if intended > awakeUntil {
@@ -108,8 +117,16 @@ struct OpenLoopPacer: Sendable {
                 // due by then go out together.
                 let ticks = (intended - startNanoseconds + Self.tickNanoseconds - 1) / Self.tickNanoseconds
                 let wake = startNanoseconds + ticks * Self.tickNanoseconds
-                if monotonicNanoseconds() < wake { sleepUntil(monotonicNanoseconds: wake) }
-                awakeUntil = max(wake, monotonicNanoseconds())
+                var now = monotonicNanoseconds()
+                if now < wake {
+                    sleepUntil(monotonicNanoseconds: wake)
+                    now = monotonicNanoseconds()
+                    // Only a sleep's overshoot: time spent sending is not
+                    // the machine's delay.
+                    let slice = Int((wake - startNanoseconds) / LoadRecorder.sliceNanoseconds)
+                    lateness[slice] = max(lateness[slice] ?? 0, now &- wake)
+                }
+                awakeUntil = max(wake, now)
             }
             var caller = pool.take()
             while caller == nil {
@@ -125,12 +142,12 @@ struct OpenLoopPacer: Sendable {
         while pool.idleCount < poolSize && monotonicNanoseconds() < drainDeadline {
             sleepUntil(monotonicNanoseconds: monotonicNanoseconds() + 1_000_000)
         }
-        return scheduled - sent
+        return (scheduled - sent, lateness)
     }
 }
 
-private final class UnsentCount: Sendable {
-    let value = Atomic<Int>(0)
+private final class PacerOutcome: Sendable {
+    let value = Mutex<(unsent: Int, lateness: [Int: UInt64])>((0, [:]))
 }
 
 /// Runs `body` on a new detached pthread (blocking work stays off the
