@@ -19,6 +19,8 @@ struct Options {
     var walletQueueDepthMax = StoreConfiguration.defaults.walletQueueDepthMax
     var slowBatchMilliseconds = StoreConfiguration.defaults.slowBatchMilliseconds
     var batchWaitMicroseconds = StoreConfiguration.defaults.batchWaitMicroseconds
+    /// The wait was asked for (flag or environment), not just the default.
+    var batchWaitGiven = false
     var batchWaitTarget = StoreConfiguration.defaults.batchWaitTarget
     var dataDirectory = ".data"
     var embeddedPort = 54329
@@ -73,6 +75,7 @@ struct Options {
         }
         if let value = environment["WALLET_BATCH_WAIT_US"] {
             options.batchWaitMicroseconds = try waitMicroseconds(value, "WALLET_BATCH_WAIT_US")
+            options.batchWaitGiven = true
         }
         if let value = environment["WALLET_BATCH_WAIT_TARGET"] {
             options.batchWaitTarget = try number(value, "WALLET_BATCH_WAIT_TARGET")
@@ -108,7 +111,9 @@ struct Options {
             case "--queue-depth-max": options.queueDepthMax = try number(try value(), name)
             case "--wallet-queue-depth-max": options.walletQueueDepthMax = try number(try value(), name)
             case "--slow-batch-ms": options.slowBatchMilliseconds = try number(try value(), name)
-            case "--batch-wait-us": options.batchWaitMicroseconds = try waitMicroseconds(try value(), name)
+            case "--batch-wait-us":
+                options.batchWaitMicroseconds = try waitMicroseconds(try value(), name)
+                options.batchWaitGiven = true
             case "--batch-wait-target": options.batchWaitTarget = try number(try value(), name)
             case "--data-dir": options.dataDirectory = try value()
             case "--embedded-port": options.embeddedPort = try number(try value(), name)

@@ -59,7 +59,7 @@ struct WalletServerMain {
 
     static func serve(_ options: Options) throws {
         Log.info("starting (\(options.startupSummary))")
-        if options.writeMode == .perRequest, options.batchWaitMicroseconds > 0 {
+        if options.writeMode == .perRequest, options.batchWaitGiven, options.batchWaitMicroseconds > 0 {
             Log.info("note: --batch-wait-us applies to lanes only; per-request mode ignores it")
         }
         let url = try databaseURL(options)
