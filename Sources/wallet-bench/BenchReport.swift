@@ -39,11 +39,15 @@ struct BenchReport: Sendable {
             let pacer = result.pacerLateness
             lines.append(
                 "timeline (completions per 0.25 s, slowest call of each slice"
-                    + (pacer.isEmpty ? "" : ", the open-loop pacer's worst late wake-up") + "):")
+                    + (pacer.isEmpty && result.pacerBehind.isEmpty
+                        ? "" : ", the open-loop pacer's worst late wake-up and worst send delay") + "):")
             for slice in (totals.slices.keys.min() ?? 0)...(totals.slices.keys.max() ?? 0) {
                 let (count, slowest) = totals.slices[slice] ?? (0, 0)
                 let from = Double(slice) * Double(LoadRecorder.sliceNanoseconds) / 1e9
-                let late = pacer[slice].map { ", pacer late \(format(Double($0) / 1e6, 1)) ms" } ?? ""
+                var late = pacer[slice].map { ", pacer late \(format(Double($0) / 1e6, 1)) ms" } ?? ""
+                if let behind = result.pacerBehind[slice] {
+                    late += ", sent up to \(format(Double(behind) / 1e6, 1)) ms behind"
+                }
                 lines.append(
                     "  \(format(from, 2)) s: \(count) calls, slowest \(format(Double(slowest) / 1e6, 1)) ms\(late)")
             }

@@ -24,6 +24,11 @@ struct LoadRunner {
         /// that wanted to run from running. A latency spike with a pacer as
         /// late is the machine's, not the server's.
         var pacerLateness: [Int: UInt64] = [:]
+        /// Open loop: per timeline slice, how far behind its schedule the
+        /// pacer sent a call, at worst (no idle caller, or slow sends).
+        /// Lateness can only show while the pacer sleeps; this shows the
+        /// rest.
+        var pacerBehind: [Int: UInt64] = [:]
     }
 
     let channels: [GRPCChannel]
@@ -44,6 +49,7 @@ struct LoadRunner {
         var seeds = SplitMix64(seed: UInt64(truncatingIfNeeded: start))
         var unsent = 0
         var pacerLateness: [Int: UInt64] = [:]
+        var pacerBehind: [Int: UInt64] = [:]
 
         if let rate {
             let pool = CallerPool()
@@ -64,7 +70,7 @@ struct LoadRunner {
                 latch.countDown()
             }
             await latch.wait()
-            (unsent, pacerLateness) = outcome.value.withLock { $0 }
+            (unsent, pacerLateness, pacerBehind) = outcome.value.withLock { $0 }
         } else {
             let latch = CountdownLatch(count: concurrency)
             let callers = (0..<concurrency).map { index in
@@ -80,7 +86,8 @@ struct LoadRunner {
         for recorder in recorders { totals.merge(recorder.snapshot()) }
         let end = max(totals.lastCompletionNanoseconds, settings.endNanoseconds)
         return Result(
-            totals: totals, elapsedSeconds: Double(end - start) / 1e9, unsent: unsent, pacerLateness: pacerLateness)
+            totals: totals, elapsedSeconds: Double(end - start) / 1e9, unsent: unsent, pacerLateness: pacerLateness,
+            pacerBehind: pacerBehind)
     }
 }
 
@@ -102,14 +109,15 @@ struct OpenLoopPacer: Sendable {
     /// How long to wait for calls in flight after the end time.
     let drainNanoseconds: UInt64
 
-    /// Returns how many scheduled calls were never sent, and the pacer's
-    /// worst lateness per timeline slice.
-    func run() -> (unsent: Int, lateness: [Int: UInt64]) {
+    /// Returns how many scheduled calls were never sent, and per timeline
+    /// slice the pacer's worst sleep overshoot and worst send delay.
+    func run() -> (unsent: Int, lateness: [Int: UInt64], behind: [Int: UInt64]) {
         let intervalNanoseconds = 1e9 / rate
         let scheduled = Int((Double(endNanoseconds - startNanoseconds) / intervalNanoseconds).rounded(.down))
         var sent = 0
         var awakeUntil: UInt64 = 0
         var lateness: [Int: UInt64] = [:]
+        var behind: [Int: UInt64] = [:]
         schedule: for slot in 0..<scheduled {
             let intended = startNanoseconds + UInt64(Double(slot) * intervalNanoseconds)
             if intended > awakeUntil {
@@ -135,6 +143,8 @@ struct OpenLoopPacer: Sendable {
                 sleepUntil(monotonicNanoseconds: now + LoadRunner.pacerPollNanoseconds)
                 caller = pool.take()
             }
+            let slice = Int((intended - startNanoseconds) / LoadRecorder.sliceNanoseconds)
+            behind[slice] = max(behind[slice] ?? 0, monotonicNanoseconds() &- intended)
             caller?.sendScheduled(intendedStartNanoseconds: intended)
             sent += 1
         }
@@ -142,12 +152,12 @@ struct OpenLoopPacer: Sendable {
         while pool.idleCount < poolSize && monotonicNanoseconds() < drainDeadline {
             sleepUntil(monotonicNanoseconds: monotonicNanoseconds() + 1_000_000)
         }
-        return (scheduled - sent, lateness)
+        return (scheduled - sent, lateness, behind)
     }
 }
 
 private final class PacerOutcome: Sendable {
-    let value = Mutex<(unsent: Int, lateness: [Int: UInt64])>((0, [:]))
+    let value = Mutex<(unsent: Int, lateness: [Int: UInt64], behind: [Int: UInt64])>((0, [:], [:]))
 }
 
 /// Runs `body` on a new detached pthread (blocking work stays off the

@@ -31,7 +31,8 @@ import WalletTestSupport
 
         let settings = StoreWorker.Settings(
             databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
-            slowBatchMilliseconds: 0, batchWaitMicroseconds: waitMicroseconds, batchWaitTarget: 2, log: { _ in })
+            slowBatchMilliseconds: 0, batchWaitMicroseconds: waitMicroseconds, batchWaitTarget: 2,
+            activity: WorkerActivity(), log: { _ in })
         // Stands for a sibling worker in the middle of a batch.
         settings.activity.running.store(anotherWorkerBusy ? 1 : 0, ordering: .relaxed)
         let worker = StoreWorker(name: "batch-wait-test", settings: settings, houseSlot: 0)

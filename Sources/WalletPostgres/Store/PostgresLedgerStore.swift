@@ -80,7 +80,7 @@ public final class PostgresLedgerStore: LedgerStore {
             queueDepthMax: configuration.queueDepthMax, walletQueueDepthMax: configuration.walletQueueDepthMax,
             slowBatchMilliseconds: configuration.slowBatchMilliseconds,
             batchWaitMicroseconds: configuration.writeMode == .lanes ? configuration.batchWaitMicroseconds : 0,
-            batchWaitTarget: configuration.batchWaitTarget, log: configuration.log)
+            batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), log: configuration.log)
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(name: "wallet-db-\($0)", settings: settings, houseSlot: $0 % Limits.houseSlotCount)
         }

@@ -86,8 +86,10 @@ final class StoreWorker: @unchecked Sendable {
         /// See `StoreConfiguration.batchWaitMicroseconds`.
         var batchWaitMicroseconds: Int
         var batchWaitTarget: Int
-        /// Workers of the same store that are running a batch right now.
-        var activity = WorkerActivity()
+        /// Workers of the same store that are running a batch right now:
+        /// one instance shared by all of a store's workers (no default, so
+        /// that settings made per worker cannot silently give each its own).
+        var activity: WorkerActivity
         var log: @Sendable (String) -> Void
     }
 
