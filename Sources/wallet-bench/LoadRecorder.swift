@@ -36,6 +36,9 @@ final class LoadRecorder: Sendable {
 
     init(startNanoseconds: UInt64) { self.startNanoseconds = startNanoseconds }
 
+    /// The timeline slice (`--timeline`) that the instant `at` falls in.
+    static func slice(at: UInt64, start: UInt64) -> Int { Int((at &- start) / sliceNanoseconds) }
+
     func record(latencyNanoseconds: UInt64, completedAt: UInt64, result: ClientResult, expected: Bool) {
         var errorKey: String?
         if case .failed(let status) = result {
@@ -52,7 +55,7 @@ final class LoadRecorder: Sendable {
             }
             if !expected { totals.unexpected += 1 }
             totals.lastCompletionNanoseconds = max(totals.lastCompletionNanoseconds, completedAt)
-            let slice = Int((completedAt &- startNanoseconds) / Self.sliceNanoseconds)
+            let slice = Self.slice(at: completedAt, start: startNanoseconds)
             let previous = totals.slices[slice] ?? (0, 0)
             totals.slices[slice] = (previous.count + 1, max(previous.maxNanoseconds, latencyNanoseconds))
         }

@@ -131,7 +131,7 @@ struct OpenLoopPacer: Sendable {
                     now = monotonicNanoseconds()
                     // Only a sleep's overshoot: time spent sending is not
                     // the machine's delay.
-                    let slice = Int((wake - startNanoseconds) / LoadRecorder.sliceNanoseconds)
+                    let slice = LoadRecorder.slice(at: wake, start: startNanoseconds)
                     lateness[slice] = max(lateness[slice] ?? 0, now &- wake)
                 }
                 awakeUntil = max(wake, now)
@@ -143,7 +143,7 @@ struct OpenLoopPacer: Sendable {
                 sleepUntil(monotonicNanoseconds: now + LoadRunner.pacerPollNanoseconds)
                 caller = pool.take()
             }
-            let slice = Int((intended - startNanoseconds) / LoadRecorder.sliceNanoseconds)
+            let slice = LoadRecorder.slice(at: intended, start: startNanoseconds)
             behind[slice] = max(behind[slice] ?? 0, monotonicNanoseconds() &- intended)
             caller?.sendScheduled(intendedStartNanoseconds: intended)
             sent += 1

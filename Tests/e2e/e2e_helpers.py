@@ -298,9 +298,13 @@ def wire_fields(buf):
     return out
 
 
-def wire_string(num, s):
-    data = s.encode()
+def wire_bytes(num, data):
+    """A length-delimited field (string, bytes, embedded message or map entry)."""
     return bytes([num << 3 | 2]) + _encode_varint(len(data)) + data
+
+
+def wire_string(num, s):
+    return wire_bytes(num, s.encode())
 
 
 def _encode_varint(n):

@@ -257,11 +257,8 @@ def test_metadata_key_in_nfd_first_round_trips_byte_for_byte(stub, asset, wallet
 def test_a_map_key_repeated_with_the_same_bytes_keeps_the_last_value(channel, stub, asset, wallet):
     # Protobuf's rule for a map entry sent twice: the last one wins. (Keys
     # that differ only in normalization are refused instead: test_bad_input.)
-    def field(num, data):
-        return bytes([num << 3 | 2]) + h._encode_varint(len(data)) + data
-
     def entry(key, value):
-        return field(6, h.wire_string(1, key) + h.wire_string(2, value))
+        return h.wire_bytes(6, h.wire_string(1, key) + h.wire_string(2, value))
 
     w = wallet()
     tx = h.new_tx_id()
