@@ -4,6 +4,14 @@
 /// UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED recorded nothing.
 public protocol LedgerStore: Sendable {
     func execute(_ command: Command, deadline: ContinuousClock.Instant?) async throws(LedgerError) -> OperationResult
+    /// `execute` without a task: returns at once and calls `completion`
+    /// exactly once, on any thread, when the outcome is known (for a store
+    /// that writes in batches: after the commit that holds it). The gRPC
+    /// handlers use it for writes, so a call costs no task and no
+    /// continuation; `completion` must not block.
+    func submit(
+        _ command: Command, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<OperationResult, LedgerError>) -> Void)
     func createWallet(_ request: CreateWallet) async throws(LedgerError) -> (wallet: WalletRecord, created: Bool)
     func defineAsset(_ request: DefineAsset) async throws(LedgerError) -> (asset: Asset, created: Bool)
     /// Empty `asset`: every asset the wallet holds.
@@ -11,6 +19,22 @@ public protocol LedgerStore: Sendable {
     func transaction(id: String) async throws(LedgerError) -> TransactionRecord
     /// Newest first; `before` is the cursor of the last row of the previous page.
     func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage
+}
+
+extension LedgerStore {
+    /// For a store without a queue of its own: `execute` on a new task.
+    public func submit(
+        _ command: Command, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<OperationResult, LedgerError>) -> Void
+    ) {
+        Task {
+            do throws(LedgerError) {
+                completion(.success(try await execute(command, deadline: deadline)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
 }
 
 public struct HistoryPage: Sendable {

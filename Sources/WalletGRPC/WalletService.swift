@@ -54,7 +54,11 @@ package final class WalletService: Sendable {
         }
     }
 
-    /// Called on the transport's thread: hands the work to a task at once.
+    /// Called on the transport's thread. A write is decoded here (protobuf-c
+    /// and validation, a few microseconds) and handed to the store, which
+    /// answers from its own thread once the write is committed: no task and
+    /// no continuation per call. A health check is answered here. Everything
+    /// else goes to a task at once.
     package func handle(
         methodIndex: Int, request: [UInt8], deadline: ContinuousClock.Instant?,
         respond: @escaping @Sendable (RPCResult) -> Void
@@ -63,9 +67,54 @@ package final class WalletService: Sendable {
             respond(.failed(RPCStatus(code: RPCStatus.unimplementedCode, message: "unknown method")))
             return
         }
-        Task {
-            respond(await self.dispatch(method, request, deadline: deadline))
+        switch method {
+        case .credit, .debit, .authorize, .settle, .rollback, .reverse, .transfer:
+            let command: Command
+            do throws(LedgerError) {
+                command = try Self.command(method, request)
+            } catch {
+                respond(.failed(StatusMapping.status(error)))
+                return
+            }
+            store.submit(command, deadline: deadline) { result in
+                switch result {
+                case .success(let outcome): respond(.ok(Responses.operation(outcome, method: method)))
+                case .failure(let error): respond(.failed(StatusMapping.status(error)))
+                }
+            }
+        case .healthCheck:
+            do throws(LedgerError) {
+                respond(.ok(try healthCheck(request)))
+            } catch {
+                respond(.failed(StatusMapping.status(error)))
+            }
+        default:
+            Task {
+                respond(await self.dispatch(method, request, deadline: deadline))
+            }
         }
+    }
+
+    /// The command a write method's request asks for.
+    private static func command(_ method: WalletMethod, _ request: [UInt8]) throws(LedgerError) -> Command {
+        switch method {
+        case .credit: try Requests.credit(request)
+        case .debit: try Requests.debit(request)
+        case .authorize: try Requests.authorize(request)
+        case .settle: try Requests.settle(request)
+        case .rollback: try Requests.rollback(request)
+        case .reverse: try Requests.reverse(request)
+        case .transfer: try Requests.transfer(request)
+        default: preconditionFailure("\(method) is not a write")
+        }
+    }
+
+    private func healthCheck(_ request: [UInt8]) throws(LedgerError) -> [UInt8] {
+        let service = try Requests.healthCheck(request)
+        guard HealthService.serviceNames.contains(service) else {
+            throw LedgerError(.notFound, "SERVICE_NOT_FOUND", "unknown service \(service)")
+        }
+        return Responses.health(health.status(of: service))
     }
 
     package func dispatch(_ method: WalletMethod, _ request: [UInt8], deadline: ContinuousClock.Instant?) async
@@ -84,17 +133,7 @@ package final class WalletService: Sendable {
     {
         switch method {
         case .credit, .debit, .authorize, .settle, .rollback, .reverse, .transfer:
-            let command: Command
-            switch method {
-            case .credit: command = try Requests.credit(request)
-            case .debit: command = try Requests.debit(request)
-            case .authorize: command = try Requests.authorize(request)
-            case .settle: command = try Requests.settle(request)
-            case .rollback: command = try Requests.rollback(request)
-            case .reverse: command = try Requests.reverse(request)
-            default: command = try Requests.transfer(request)
-            }
-            let result = try await store.execute(command, deadline: deadline)
+            let result = try await store.execute(try Self.command(method, request), deadline: deadline)
             return Responses.operation(result, method: method)
         case .createWallet:
             let (wallet, created) = try await store.createWallet(try Requests.createWallet(request))
@@ -114,11 +153,7 @@ package final class WalletService: Sendable {
             let next = page.nextCursor.map { pageTokens.encode(walletID: walletID, cursor: $0) } ?? ""
             return Responses.history(page.transactions, nextPageToken: next)
         case .healthCheck:
-            let service = try Requests.healthCheck(request)
-            guard HealthService.serviceNames.contains(service) else {
-                throw LedgerError(.notFound, "SERVICE_NOT_FOUND", "unknown service \(service)")
-            }
-            return Responses.health(health.status(of: service))
+            return try healthCheck(request)
         }
     }
 }

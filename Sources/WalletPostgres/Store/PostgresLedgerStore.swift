@@ -82,7 +82,9 @@ public final class PostgresLedgerStore: LedgerStore {
             batchWaitMicroseconds: configuration.writeMode == .lanes ? configuration.batchWaitMicroseconds : 0,
             batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), log: configuration.log)
         workers = (0..<max(1, configuration.poolSize)).map {
-            StoreWorker(name: "wallet-db-\($0)", settings: settings, houseSlot: $0 % Limits.houseSlotCount)
+            StoreWorker(
+                name: "wallet-db-\($0)", relayName: "wallet-ack-\($0)", settings: settings,
+                houseSlot: $0 % Limits.houseSlotCount)
         }
         for worker in workers { worker.start() }
     }
@@ -183,25 +185,35 @@ public final class PostgresLedgerStore: LedgerStore {
     public func execute(_ command: Command, deadline: ContinuousClock.Instant?) async throws(LedgerError)
         -> OperationResult
     {
-        let queueKey = laneKey(command)
-        let worker = writer(laneKey: queueKey)
-        let hint = targetHint(command)
-        let prepared = PreparedRow(command)
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
-            worker.enqueue(
-                PendingCommand(
-                    command: command, prepared: prepared, hint: hint, queueKey: queueKey, deadline: deadline
-                ) {
-                    continuation.resume(returning: $0)
-                })
-        }
-        if case .success(let outcome) = result, !outcome.replayed,
-            outcome.transaction.kind == .authorize || outcome.transaction.kind == .debit
-        {
-            remember(outcome.transaction)
+            submit(command, deadline: deadline) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// Queues `command` on its lane and returns; `completion` runs on the
+    /// worker's relay thread (see `StoreWorker`) once the batch that holds
+    /// the command has committed, or at once on the caller's thread when the
+    /// queue refuses it.
+    public func submit(
+        _ command: Command, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<OperationResult, LedgerError>) -> Void
+    ) {
+        let queueKey = laneKey(command)
+        let worker = writer(laneKey: queueKey)
+        worker.enqueue(
+            PendingCommand(
+                command: command, prepared: PreparedRow(command), hint: targetHint(command), queueKey: queueKey,
+                deadline: deadline
+            ) { [self] result in
+                if case .success(let outcome) = result, !outcome.replayed,
+                    outcome.transaction.kind == .authorize || outcome.transaction.kind == .debit
+                {
+                    remember(outcome.transaction)
+                }
+                completion(result)
+            })
     }
 
     /// Runs a read (or a small write outside the lanes) on a worker thread.

@@ -50,13 +50,93 @@ struct PreparedRow: Sendable {
 }
 
 struct PendingCommand: Sendable {
+    typealias Completion = @Sendable (Result<OperationResult, LedgerError>) -> Void
     let command: Command
     let prepared: PreparedRow?
     let hint: WalletHint?
     /// What the per-wallet queue limit counts this command against (lanes).
     let queueKey: String?
     let deadline: ContinuousClock.Instant?
-    let completion: @Sendable (Result<OperationResult, LedgerError>) -> Void
+    let completion: Completion
+}
+
+/// Names the calling thread for the kernel (top -H, perf, /proc/PID/task/*/comm),
+/// which Foundation's `Thread.name` does not do on Linux. The kernel keeps 15
+/// bytes. Best effort: without /proc the thread keeps its process's name.
+func nameThisThread(_ name: String) {
+    let file = open("/proc/thread-self/comm", O_WRONLY)
+    guard file >= 0 else { return }
+    defer { close(file) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
+}
+
+/// Answers a worker's committed commands on a thread of their own. The lane
+/// thread hands over a whole batch's answers at once (one wake-up per batch)
+/// and goes on to the next batch; the answers (encoding a response and
+/// starting its send, for a gRPC caller) no longer hold the lane up, and no
+/// caller needs a task or continuation of its own to be answered.
+///
+/// `@unchecked Sendable`: the queue and flags are only touched with
+/// `condition` locked.
+final class CompletionRelay: @unchecked Sendable {
+    typealias Delivery = (completion: PendingCommand.Completion, result: Result<OperationResult, LedgerError>)
+
+    private let condition = NSCondition()
+    private var queued: [Delivery] = []
+    private var stopping = false
+    private var stopped = false
+
+    func start(name: String) {
+        let thread = Thread { [self] in
+            nameThisThread(name)
+            run()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Queues `deliveries` in order; after `stop`, runs them on the caller's
+    /// thread instead (nothing is ever dropped).
+    func post(_ deliveries: [Delivery]) {
+        guard !deliveries.isEmpty else { return }
+        condition.lock()
+        if stopped {
+            condition.unlock()
+            for delivery in deliveries { delivery.completion(delivery.result) }
+            return
+        }
+        queued.append(contentsOf: deliveries)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Delivers what is queued, then ends the thread.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !stopped { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        var taken: [Delivery] = []
+        while true {
+            condition.lock()
+            while queued.isEmpty, !stopping { condition.wait() }
+            if queued.isEmpty {
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            swap(&taken, &queued)
+            condition.unlock()
+            for delivery in taken { delivery.completion(delivery.result) }
+            taken.removeAll(keepingCapacity: true)
+        }
+    }
 }
 
 /// How many of a store's workers are running a batch (see
@@ -107,27 +187,35 @@ final class StoreWorker: @unchecked Sendable {
 
     private var connection: PostgresConnection?
     private var executor: BatchExecutor?
+    private let relay = CompletionRelay()
+    private let relayName: String
 
-    init(name: String, settings: Settings, houseSlot: Int) {
+    init(name: String, relayName: String? = nil, settings: Settings, houseSlot: Int) {
         var settings = settings
         settings.houseSlot = houseSlot
         self.settings = settings
         self.name = name
+        self.relayName = relayName ?? "\(name)-acks"
     }
 
     func start() {
-        let thread = Thread { [self] in run() }
+        relay.start(name: relayName)
+        let thread = Thread { [self] in
+            nameThisThread(name)
+            run()
+        }
         thread.name = name
         thread.start()
     }
 
-    /// Drains what is queued, then ends the thread.
+    /// Drains what is queued and answers it, then ends the threads.
     func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()
         while !stopped { condition.wait() }
         condition.unlock()
+        relay.stop()
     }
 
     func enqueue(_ pending: PendingCommand) {
@@ -326,7 +414,7 @@ final class StoreWorker: @unchecked Sendable {
                 if settings.slowBatchMilliseconds > 0, elapsed >= Int64(settings.slowBatchMilliseconds) * 1000 {
                     settings.log("\(name): slow batch: \(live.count) commands: \(executor.phases)")
                 }
-                for (item, result) in zip(live, results) { item.completion(result) }
+                relay.post(zip(live, results).map { (item, result) in (item.completion, result) })
                 if results.isEmpty {
                     attempts += 1
                     if attempts > attemptsMax {
