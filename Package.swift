@@ -45,6 +45,7 @@ let package = Package(
             name: "WalletPostgresTests",
             dependencies: ["WalletDomain", "WalletPostgres", "WalletTestSupport"]
         ),
+        .testTarget(name: "WalletServerTests", dependencies: ["wallet-server", "WalletPostgres"]),
         .testTarget(
             name: "WalletGRPCTests",
             dependencies: ["WalletGRPC", "WalletProto", "WalletDomain", "WalletTestSupport"]

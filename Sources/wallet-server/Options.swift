@@ -53,6 +53,7 @@ struct Options {
           --data-dir DIR             [WALLET_DATA_DIR]      default .data
           --embedded-port N          [WALLET_EMBEDDED_PORT] default 54329
           --drain-timeout-ms N                              default 10000
+          --sweep-interval-ms N                             how often expired holds are looked for, default 500
         """
 
     static func parse(_ arguments: [String], environment: [String: String]) throws -> Options {

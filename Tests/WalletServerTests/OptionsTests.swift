@@ -1,0 +1,112 @@
+import Testing
+import WalletPostgres
+
+@testable import wallet_server
+
+/// `wallet-server`'s command line: flags beat the environment, which beats
+/// the defaults; every bad value is a usage error with a reason.
+@Suite struct OptionsTests {
+    private func parse(_ arguments: [String], _ environment: [String: String] = [:]) throws -> Options {
+        try Options.parse(arguments, environment: environment)
+    }
+
+    /// The reason a parse fails with, or nil when it does not fail.
+    private func refusal(_ arguments: [String], _ environment: [String: String] = [:]) -> String?? {
+        do {
+            _ = try parse(arguments, environment)
+            return nil
+        } catch let error as UsageError {
+            return .some(error.message)
+        } catch {
+            return .some("unexpected error \(error)")
+        }
+    }
+
+    @Test func noArgumentsServeOnTheDefaults() throws {
+        let options = try parse([])
+        #expect(options.subcommand == .serve)
+        #expect(options.listen == "127.0.0.1:50051")
+        #expect(options.databaseURL == nil)
+        #expect(options.poolSize == nil)
+        #expect(options.writeMode == .lanes)
+        #expect(options.batchSizeMax == StoreConfiguration.defaults.batchSizeMax)
+        #expect(options.batchWaitMicroseconds == StoreConfiguration.defaults.batchWaitMicroseconds)
+        #expect(!options.batchWaitGiven)
+        #expect(options.dataDirectory == ".data")
+        #expect(options.embeddedPort == 54329)
+    }
+
+    @Test func aFlagBeatsTheEnvironmentWhichBeatsTheDefault() throws {
+        let environment = [
+            "WALLET_POOL_SIZE": "3", "WALLET_LISTEN": "0.0.0.0:7000", "WALLET_WRITE_MODE": "per-request",
+            "DATABASE_URL": "postgresql://env/db",
+        ]
+        let options = try parse(["--pool-size", "5", "--database-url=postgresql://flag/db"], environment)
+        #expect(options.poolSize == 5)
+        #expect(options.databaseURL == "postgresql://flag/db")
+        #expect(options.listen == "0.0.0.0:7000")
+        #expect(options.writeMode == .perRequest)
+    }
+
+    @Test func anEmptyDatabaseURLMeansTheEmbeddedCluster() throws {
+        #expect(try parse([], ["DATABASE_URL": ""]).databaseURL == nil)
+    }
+
+    @Test func theSubcommandComesFirst() throws {
+        #expect(try parse(["verify", "--database-url", "postgresql://x/y"]).subcommand == .verify)
+        #expect(try parse(["postgres", "--data-dir", "/tmp/d"]).dataDirectory == "/tmp/d")
+        // Only in first place is a bare word a subcommand.
+        #expect(refusal(["--listen", "a:1", "migrate"]) == .some("unknown option migrate"))
+    }
+
+    @Test func aBatchWaitOfZeroIsAskedForAndTurnsTheWaitOff() throws {
+        let flag = try parse(["--batch-wait-us", "0"])
+        #expect(flag.batchWaitMicroseconds == 0 && flag.batchWaitGiven)
+        #expect(flag.startupSummary.contains("batch wait off"))
+        let environment = try parse([], ["WALLET_BATCH_WAIT_US": "0"])
+        #expect(environment.batchWaitMicroseconds == 0 && environment.batchWaitGiven)
+    }
+
+    @Test(arguments: [
+        (["--pool-size", "0"], "--pool-size must be a positive integer"),
+        (["--pool-size=-4"], "--pool-size must be a positive integer"),
+        (["--batch-size-max", "many"], "--batch-size-max must be a positive integer"),
+        (["--pool-size"], "--pool-size needs a value"),
+        (["--batch-wait-us", "1000001"], "--batch-wait-us must be an integer from 0 (off) to 1000000"),
+        (["--batch-wait-us", "-1"], "--batch-wait-us must be an integer from 0 (off) to 1000000"),
+        (["--write-mode", "fast"], "write mode must be one of: lanes, per-request"),
+        (["--bogus"], "unknown option --bogus"),
+    ])
+    func aBadFlagIsRefusedWithItsReason(arguments: [String], reason: String) {
+        #expect(refusal(arguments) == .some(reason))
+    }
+
+    @Test func aBadEnvironmentValueIsRefusedWithItsName() {
+        #expect(refusal([], ["WALLET_POOL_SIZE": "0"]) == .some("WALLET_POOL_SIZE must be a positive integer"))
+        #expect(
+            refusal([], ["WALLET_BATCH_WAIT_US": "2000000"])
+                == .some("WALLET_BATCH_WAIT_US must be an integer from 0 (off) to 1000000"))
+        #expect(refusal([], ["WALLET_WRITE_MODE": "LANES"]) == .some("write mode must be one of: lanes, per-request"))
+    }
+
+    @Test func helpIsAUsageErrorWithoutAReason() {
+        #expect(refusal(["--help"]) == .some(nil))
+        #expect(refusal(["serve", "-h"]) == .some(nil))
+    }
+
+    @Test func thePoolSizeFollowsTheWriteModeUnlessGiven() throws {
+        #expect(try parse([]).effectivePoolSize >= 2)
+        #expect(try parse(["--write-mode", "per-request"]).effectivePoolSize >= 8)
+        #expect(try parse(["--write-mode", "per-request", "--pool-size", "3"]).effectivePoolSize == 3)
+    }
+
+    @Test func theStartupSummaryNamesWhatShapesThroughput() throws {
+        let lanes = try parse(["--pool-size", "2", "--batch-size-max", "64", "--batch-wait-target", "16"])
+        #expect(
+            lanes.startupSummary
+                == "write mode lanes, pool 2, batch size max 64, batch wait \(StoreConfiguration.defaults.batchWaitMicroseconds) us for 16"
+        )
+        let perRequest = try parse(["--write-mode", "per-request", "--pool-size", "9"])
+        #expect(perRequest.startupSummary == "write mode per-request, pool 9")
+    }
+}
