@@ -70,3 +70,54 @@ import WalletTestSupport
         #expect(log.entries.withLock { $0.first?.thread } == poster)
     }
 }
+
+/// A worker answers through its relay: the lane thread neither encodes nor
+/// sends, for a committed command or a refused one.
+@Suite struct WorkerAnswersTests {
+    /// The kernel's name of the calling thread.
+    static func threadName() -> String {
+        (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+    }
+
+    @Test func aCommittedAndAnExpiredCommandAreBothAnsweredOnTheRelay() async throws {
+        let url = try TestDatabase.url()
+        do {
+            let store = try StoreTests.makeStore(url, pool: 1)
+            defer { store.shutdown() }
+            try await StoreTests.seed(store, wallets: ["relay-a"], funds: 100)
+        }
+        let settings = StoreWorker.Settings(
+            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
+            slowBatchMilliseconds: 0, batchWaitMicroseconds: 0, batchWaitTarget: 1, activity: WorkerActivity(),
+            log: { _ in })
+        let worker = StoreWorker(name: "lane-test", relayName: "lane-test-acks", settings: settings, houseSlot: 0)
+        worker.start()
+        let answers = Mutex<[String: (thread: String, ok: Bool)]>([:])
+        let answered = try await onOwnThread {
+            defer { worker.stop() }
+            let done = DispatchSemaphore(value: 0)
+            func queue(_ command: Command, deadline: ContinuousClock.Instant?) {
+                worker.enqueue(
+                    PendingCommand(
+                        command: command, prepared: PreparedRow(command), hint: nil, queueKey: nil,
+                        deadline: deadline
+                    ) { outcome in
+                        let ok = if case .success = outcome { true } else { false }
+                        answers.withLock { $0[command.transactionID] = (Self.threadName(), ok) }
+                        done.signal()
+                    })
+            }
+            queue(try StoreTests.debit("relay-ok", "relay-a", 1), deadline: nil)
+            queue(try StoreTests.debit("relay-late", "relay-a", 1), deadline: .now - .seconds(1))
+            return done.wait(timeout: .now() + 30) == .success && done.wait(timeout: .now() + 30) == .success
+        }
+        #expect(answered)
+        let seen = answers.withLock { $0 }
+        #expect(seen["relay-ok"]?.ok == true)
+        #expect(seen["relay-late"]?.ok == false)
+        #expect(seen["relay-ok"]?.thread == "lane-test-acks")
+        #expect(seen["relay-late"]?.thread == "lane-test-acks")
+        try StoreTests.expectClean(url)
+    }
+}

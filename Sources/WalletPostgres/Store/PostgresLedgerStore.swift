@@ -193,9 +193,9 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     /// Queues `command` on its lane and returns; `completion` runs on the
-    /// worker's relay thread (see `StoreWorker`) once the batch that holds
-    /// the command has committed, or at once on the caller's thread when the
-    /// queue refuses it.
+    /// worker's relay thread (see `CompletionRelay`) once the outcome is
+    /// known (for a success: after the commit that holds it), or at once on
+    /// the caller's thread when the queue refuses the command.
     public func submit(
         _ command: Command, deadline: ContinuousClock.Instant?,
         completion: @escaping @Sendable (Result<OperationResult, LedgerError>) -> Void

@@ -14,7 +14,8 @@ struct WalletHint: Sendable, Hashable {
 
 /// The columns of a command's transaction row that depend on the request
 /// alone (its canonical text, that text's SHA-256, the metadata as JSON),
-/// computed on the caller's task before the command queues: a lane's thread
+/// computed on the caller's thread (the transport's, for a gRPC write) before
+/// the command queues: a lane's thread
 /// is the serial part of a hot wallet's writes, so work moved off it is
 /// throughput gained. Used for a row only when the row's request and
 /// metadata are still these (see `BatchExecutor.transactionColumns`).
@@ -310,7 +311,10 @@ final class StoreWorker: @unchecked Sendable {
             if writesHead == writes.count {
                 writes.removeAll(keepingCapacity: true)
                 writesHead = 0
-            } else if writesHead > 4096 {
+            } else if writesHead > 4096, writesHead * 2 > writes.count {
+                // Only once the taken part is the larger half: the shift
+                // under the lock (which the transport's thread may be
+                // waiting for) then costs no more than the takes it follows.
                 writes.removeFirst(writesHead)
                 writesHead = 0
             }
@@ -384,16 +388,18 @@ final class StoreWorker: @unchecked Sendable {
         var possiblyCommitted = false
         while !pending.isEmpty {
             let now = ContinuousClock.now
+            var expired: [CompletionRelay.Delivery] = []
             let live =
                 possiblyCommitted
                 ? Array(pending)
                 : pending.filter { item in
                     if let deadline = item.deadline, deadline <= now {
-                        item.completion(.failure(.deadlineExceeded()))
+                        expired.append((item.completion, .failure(.deadlineExceeded())))
                         return false
                     }
                     return true
                 }
+            relay.post(expired)
             guard !live.isEmpty else { return }
             guard ensureConnection() != nil, var executor else {
                 fail(
@@ -493,7 +499,10 @@ final class StoreWorker: @unchecked Sendable {
         }
     }
 
+    /// Every answer of a batch goes through the relay, failures too: the
+    /// lane thread never encodes or sends, and a worker's answers leave in
+    /// the order it decided them.
     private func fail(_ items: some Sequence<PendingCommand>, _ error: LedgerError) {
-        for item in items { item.completion(.failure(error)) }
+        relay.post(items.map { ($0.completion, .failure(error)) })
     }
 }
