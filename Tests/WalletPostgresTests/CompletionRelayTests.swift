@@ -121,3 +121,77 @@ import WalletTestSupport
         try StoreTests.expectClean(url)
     }
 }
+
+extension WorkerAnswersTests {
+    /// An answer the relay has not delivered yet still holds a place in the
+    /// worker's queue: a stuck relay holds new commands back (QUEUE_FULL,
+    /// nothing recorded) instead of piling answers up without bound.
+    @Test func answersNotYetSentCountAgainstTheQueueLimit() async throws {
+        let url = try TestDatabase.url()
+        do {
+            let store = try StoreTests.makeStore(url, pool: 1)
+            defer { store.shutdown() }
+            try await StoreTests.seed(store, wallets: ["relay-b"], funds: 100)
+        }
+        let settings = StoreWorker.Settings(
+            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 3, walletQueueDepthMax: 100,
+            slowBatchMilliseconds: 0, batchWaitMicroseconds: 0, batchWaitTarget: 1, activity: WorkerActivity(),
+            log: { _ in })
+        let worker = StoreWorker(name: "lane-test", relayName: "lane-test-acks", settings: settings, houseSlot: 0)
+        worker.start()
+        let outcomes = Mutex<[String: Result<OperationResult, LedgerError>]>([:])
+        let finished = try await onOwnThread {
+            defer { worker.stop() }
+            let answered = DispatchSemaphore(value: 0)
+            let firstArrived = DispatchSemaphore(value: 0)
+            let releaseRelay = DispatchSemaphore(value: 0)
+            func queue(_ id: String, blockRelay: Bool = false) throws {
+                let command = try StoreTests.debit(id, "relay-b", 1)
+                worker.enqueue(
+                    PendingCommand(
+                        command: command, prepared: PreparedRow(command), hint: nil, queueKey: nil, deadline: nil
+                    ) { outcome in
+                        outcomes.withLock { $0[id] = outcome }
+                        if blockRelay {
+                            firstArrived.signal()
+                            releaseRelay.wait()
+                        }
+                        answered.signal()
+                    })
+            }
+            // The first answer blocks the relay; two more commit behind it.
+            try queue("backlog-1", blockRelay: true)
+            guard firstArrived.wait(timeout: .now() + 30) == .success else { return false }
+            try queue("backlog-2")
+            try queue("backlog-3")
+            let deadline = Date().addingTimeInterval(30)
+            while worker.relay.backlog.load(ordering: .relaxed) < 3, Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+            // Three answers unsent and a limit of three: refused at once.
+            try queue("backlog-4")
+            releaseRelay.signal()
+            for _ in 0..<4 where answered.wait(timeout: .now() + 30) != .success { return false }
+            // Once they are sent, there is room again.
+            try queue("backlog-5")
+            return answered.wait(timeout: .now() + 30) == .success
+        }
+        #expect(finished)
+        let seen = outcomes.withLock { $0 }
+        for id in ["backlog-1", "backlog-2", "backlog-3", "backlog-5"] {
+            #expect((try? seen[id]?.get()) != nil, "\(id): \(String(describing: seen[id]))")
+        }
+        guard case .failure(let refusal)? = seen["backlog-4"] else {
+            Issue.record("backlog-4 was not refused: \(String(describing: seen["backlog-4"]))")
+            return
+        }
+        #expect(refusal.code == .resourceExhausted && refusal.reason == "QUEUE_FULL")
+        #expect(worker.relay.backlog.load(ordering: .relaxed) == 0)
+        let connection = try PostgresConnection(url: url)
+        defer { connection.close() }
+        let recorded = try connection.execute(
+            "SELECT count(*) FROM transactions WHERE transaction_id = 'backlog-4'")
+        #expect(recorded.int64(row: 0, column: 0) == 0)
+        try StoreTests.expectClean(url)
+    }
+}

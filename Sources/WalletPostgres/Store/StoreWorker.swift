@@ -87,6 +87,10 @@ final class CompletionRelay: @unchecked Sendable {
     private var queued: [Delivery] = []
     private var stopping = false
     private var stopped = false
+    /// Answers posted and not yet delivered. The worker counts them against
+    /// its queue limit, so a relay that falls behind (or a completion that
+    /// blocks) holds new commands back instead of growing without bound.
+    let backlog = Atomic<Int>(0)
 
     func start(name: String) {
         let thread = Thread { [self] in
@@ -107,6 +111,7 @@ final class CompletionRelay: @unchecked Sendable {
             for delivery in deliveries { delivery.completion(delivery.result) }
             return
         }
+        backlog.add(deliveries.count, ordering: .relaxed)
         queued.append(contentsOf: deliveries)
         condition.signal()
         condition.unlock()
@@ -134,7 +139,10 @@ final class CompletionRelay: @unchecked Sendable {
             }
             swap(&taken, &queued)
             condition.unlock()
-            for delivery in taken { delivery.completion(delivery.result) }
+            for delivery in taken {
+                delivery.completion(delivery.result)
+                backlog.subtract(1, ordering: .relaxed)
+            }
             taken.removeAll(keepingCapacity: true)
         }
     }
@@ -188,7 +196,8 @@ final class StoreWorker: @unchecked Sendable {
 
     private var connection: PostgresConnection?
     private var executor: BatchExecutor?
-    private let relay = CompletionRelay()
+    /// Internal for tests (its backlog).
+    let relay = CompletionRelay()
     private let relayName: String
 
     init(name: String, relayName: String? = nil, settings: Settings, houseSlot: Int) {
@@ -221,8 +230,10 @@ final class StoreWorker: @unchecked Sendable {
 
     func enqueue(_ pending: PendingCommand) {
         condition.lock()
+        // Answers still waiting to be sent count too (see `CompletionRelay.backlog`).
         var refusal = admissionRefusal(
-            queued: writes.count - writesHead, full: "this wallet's queue is full (\(settings.queueDepthMax))")
+            queued: writes.count - writesHead + relay.backlog.load(ordering: .relaxed),
+            full: "this wallet's queue is full (\(settings.queueDepthMax))")
         if refusal == nil, let key = pending.queueKey {
             let queued = queuedPerKey[key, default: 0]
             if queued >= settings.walletQueueDepthMax {
