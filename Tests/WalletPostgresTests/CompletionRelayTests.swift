@@ -80,19 +80,28 @@ import WalletTestSupport
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
     }
 
-    @Test func aCommittedAndAnExpiredCommandAreBothAnsweredOnTheRelay() async throws {
+    /// A new database with `wallet` funded, and a started worker on it (no
+    /// batch wait), its relay thread named "lane-test-acks".
+    static func startWorker(funding wallet: String, queueDepthMax: Int) async throws -> (
+        url: String, worker: StoreWorker
+    ) {
         let url = try TestDatabase.url()
         do {
             let store = try StoreTests.makeStore(url, pool: 1)
             defer { store.shutdown() }
-            try await StoreTests.seed(store, wallets: ["relay-a"], funds: 100)
+            try await StoreTests.seed(store, wallets: [wallet], funds: 100)
         }
         let settings = StoreWorker.Settings(
-            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
-            slowBatchMilliseconds: 0, batchWaitMicroseconds: 0, batchWaitTarget: 1, activity: WorkerActivity(),
-            log: { _ in })
+            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: queueDepthMax,
+            walletQueueDepthMax: 100, slowBatchMilliseconds: 0, batchWaitMicroseconds: 0, batchWaitTarget: 1,
+            activity: WorkerActivity(), log: { _ in })
         let worker = StoreWorker(name: "lane-test", relayName: "lane-test-acks", settings: settings, houseSlot: 0)
         worker.start()
+        return (url, worker)
+    }
+
+    @Test func aCommittedAndAnExpiredCommandAreBothAnsweredOnTheRelay() async throws {
+        let (url, worker) = try await Self.startWorker(funding: "relay-a", queueDepthMax: 100)
         let answers = Mutex<[String: (thread: String, ok: Bool)]>([:])
         let answered = try await onOwnThread {
             defer { worker.stop() }
@@ -127,18 +136,7 @@ extension WorkerAnswersTests {
     /// worker's queue: a stuck relay holds new commands back (QUEUE_FULL,
     /// nothing recorded) instead of piling answers up without bound.
     @Test func answersNotYetSentCountAgainstTheQueueLimit() async throws {
-        let url = try TestDatabase.url()
-        do {
-            let store = try StoreTests.makeStore(url, pool: 1)
-            defer { store.shutdown() }
-            try await StoreTests.seed(store, wallets: ["relay-b"], funds: 100)
-        }
-        let settings = StoreWorker.Settings(
-            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 3, walletQueueDepthMax: 100,
-            slowBatchMilliseconds: 0, batchWaitMicroseconds: 0, batchWaitTarget: 1, activity: WorkerActivity(),
-            log: { _ in })
-        let worker = StoreWorker(name: "lane-test", relayName: "lane-test-acks", settings: settings, houseSlot: 0)
-        worker.start()
+        let (url, worker) = try await Self.startWorker(funding: "relay-b", queueDepthMax: 3)
         let outcomes = Mutex<[String: Result<OperationResult, LedgerError>]>([:])
         let finished = try await onOwnThread {
             defer { worker.stop() }

@@ -15,9 +15,8 @@ struct WalletHint: Sendable, Hashable {
 /// The columns of a command's transaction row that depend on the request
 /// alone (its canonical text, that text's SHA-256, the metadata as JSON),
 /// computed on the caller's thread (the transport's, for a gRPC write) before
-/// the command queues: a lane's thread
-/// is the serial part of a hot wallet's writes, so work moved off it is
-/// throughput gained. Used for a row only when the row's request and
+/// the command queues: a lane's thread is the serial part of a hot wallet's
+/// writes, so work moved off it is throughput gained. Used for a row only when the row's request and
 /// metadata are still these (see `BatchExecutor.transactionColumns`).
 struct PreparedRow: Sendable {
     let request: RequestFingerprint
@@ -72,6 +71,16 @@ func nameThisThread(_ name: String) {
     _ = bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
 }
 
+/// Starts a thread that runs `body` under `name` (Foundation's and the kernel's).
+func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
+    let thread = Thread {
+        nameThisThread(name)
+        body()
+    }
+    thread.name = name
+    thread.start()
+}
+
 /// Answers a worker's committed commands on a thread of their own. The lane
 /// thread hands over a whole batch's answers at once (one wake-up per batch)
 /// and goes on to the next batch; the answers (encoding a response and
@@ -93,12 +102,7 @@ final class CompletionRelay: @unchecked Sendable {
     let backlog = Atomic<Int>(0)
 
     func start(name: String) {
-        let thread = Thread { [self] in
-            nameThisThread(name)
-            run()
-        }
-        thread.name = name
-        thread.start()
+        startThread(named: name) { [self] in run() }
     }
 
     /// Queues `deliveries` in order; after `stop`, runs them on the caller's
@@ -210,12 +214,7 @@ final class StoreWorker: @unchecked Sendable {
 
     func start() {
         relay.start(name: relayName)
-        let thread = Thread { [self] in
-            nameThisThread(name)
-            run()
-        }
-        thread.name = name
-        thread.start()
+        startThread(named: name) { [self] in run() }
     }
 
     /// Drains what is queued and answers it, then ends the threads.
