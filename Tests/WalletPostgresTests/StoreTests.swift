@@ -392,6 +392,58 @@ import WalletPostgres
         #expect(seen == (0..<25).reversed().map { "c-\($0)" })
     }
 
+    /// Migration 4 moved the entries' keys onto their transactions' rows. A
+    /// ledger written before it (made here by undoing the migration's schema
+    /// changes) gets every row's keys: it verifies clean, a transaction is
+    /// answered with the same entries, and a reverse (which reads the
+    /// original's entries) still applies.
+    @Test func migrationFourGivesEarlierRowsTheirEntryKeys() async throws {
+        let url = try TestDatabase.url()
+        var store = try Self.makeStore(url)
+        try await Self.seed(store, wallets: ["p"], funds: 1_000)
+        _ = try await store.execute(try Self.debit("d1", "p", 300), deadline: nil)
+        let before = try await store.transaction(id: "d1")
+        store.shutdown()
+        let connection = try PostgresConnection(url: url)
+        defer { connection.close() }
+        try connection.executeScript(
+            """
+            ALTER TABLE transactions DROP COLUMN entry_wallets, DROP COLUMN entry_sequences;
+            CREATE INDEX entries_by_transaction ON entries (transaction_id);
+            ALTER TABLE wallet_history ADD PRIMARY KEY (position);
+            DELETE FROM schema_migrations WHERE version = 4;
+            """)
+        store = try Self.makeStore(url)
+        defer { store.shutdown() }
+        let keys = try connection.execute(
+            """
+            SELECT t.transaction_id, cardinality(t.entry_wallets) AS keys,
+                   t.entry_wallets = array_agg(e.wallet_id ORDER BY e.entry_index)
+                   AND t.entry_sequences = array_agg(e.sequence ORDER BY e.entry_index) AS same
+            FROM transactions t JOIN entries e USING (transaction_id) GROUP BY t.transaction_id ORDER BY 1
+            """)
+        #expect(keys.rowCount == 2)
+        for row in 0..<keys.rowCount {
+            #expect(keys.int64(row: row, column: "keys") == 2)
+            #expect(keys.bool(row: row, column: "same") == true)
+        }
+        let gone = try connection.execute(
+            "SELECT to_regclass('entries_by_transaction') IS NULL AND to_regclass('wallet_history_pkey') IS NULL")
+        #expect(gone.bool(row: 0, column: 0) == true)
+        try Self.expectClean(url)
+        let after = try await store.transaction(id: "d1")
+        #expect(after.entries.count == 2)
+        #expect(after.entries == before.entries)
+        let replay = try await store.execute(try Self.debit("d1", "p", 300), deadline: nil)
+        #expect(replay.replayed && replay.transaction.entries == before.entries)
+        let reversed = try await store.execute(
+            .reverse(try Reverse(transactionID: "r1", originalTransactionID: "d1", reason: "test", metadata: [:])),
+            deadline: nil)
+        #expect(reversed.transaction.entries.count == 2)
+        #expect(try await store.balances(walletID: "p", asset: "USD").first?.available == 1_000)
+        try Self.expectClean(url)
+    }
+
     @Test func verifyReportsTamperingAndEntriesAreAppendOnly() async throws {
         let url = try TestDatabase.url()
         let store = try Self.makeStore(url)
@@ -425,6 +477,33 @@ import WalletPostgres
             try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("differ from the transaction's amount") }
         )
         _ = try connection.execute("UPDATE transactions SET amount = amount - 1 WHERE transaction_id = 'fund-p'")
+        try Self.expectClean(url)
+        // A transaction row whose entry keys (migration 4) lost one.
+        _ = try connection.execute(
+            "UPDATE transactions SET entry_wallets = entry_wallets[1:1], entry_sequences = entry_sequences[1:1] "
+                + "WHERE transaction_id = 'fund-p'")
+        #expect(
+            try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("entry keys and its entries disagree") })
+        _ = try connection.execute(
+            """
+            UPDATE transactions t SET entry_wallets = k.wallets, entry_sequences = k.sequences
+            FROM (SELECT array_agg(wallet_id ORDER BY entry_index) AS wallets,
+                         array_agg(sequence ORDER BY entry_index) AS sequences
+                  FROM entries WHERE transaction_id = 'fund-p') k
+            WHERE t.transaction_id = 'fund-p'
+            """)
+        try Self.expectClean(url)
+        // A history row written with a position already taken.
+        _ = try connection.execute(
+            "INSERT INTO wallet_history (position, wallet_id, transaction_id) "
+                + "SELECT position, wallet_id, transaction_id FROM wallet_history LIMIT 1")
+        #expect(try LedgerVerifier.verify(databaseURL: url).contains { $0.contains("history position repeats") })
+        _ = try connection.executeScript(
+            """
+            ALTER TABLE wallet_history DISABLE TRIGGER wallet_history_append_only;
+            DELETE FROM wallet_history WHERE ctid = (SELECT max(ctid) FROM wallet_history);
+            ALTER TABLE wallet_history ENABLE TRIGGER wallet_history_append_only;
+            """)
         try Self.expectClean(url)
         _ = try connection.execute("UPDATE balances SET posted = posted + 5 WHERE wallet_id = 'p'")
         var problems = try LedgerVerifier.verify(databaseURL: url)

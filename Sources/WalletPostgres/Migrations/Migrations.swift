@@ -2,6 +2,6 @@
 /// and by `wallet-server migrate`.
 package enum Migrations {
     package static let all: [Migration] = [
-        m0001Ledger, m0002EntriesWithoutForeignKey, m0003RefuseTruncate,
+        m0001Ledger, m0002EntriesWithoutForeignKey, m0003RefuseTruncate, m0004EntryKeysOnTransactions,
     ]
 }

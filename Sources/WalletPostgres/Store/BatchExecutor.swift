@@ -397,12 +397,17 @@ struct BatchExecutor {
             hashes.append(row.requestHash)
             metadata.append(row.metadataJSON)
         }
+        // Each row's entry keys as one array literal per row (unnest cannot
+        // carry an array per row; the statement casts each back).
+        let entryWallets = records.map { PostgresText.arrayLiteral($0.entries.map { Optional($0.walletID) }) }
+        let entrySequences = records.map { PostgresText.arrayLiteral($0.entries.map { Int64($0.sequence) }) }
         return [
             text(\.id), text(\.kind.rawValue), text(\.status.rawValue), text(\.walletID), text(\.asset),
             number(\.amount), number(\.createdAt), PostgresBinaryArray.text(metadata), text(\.targetID),
             text { RowCoding.encodeFunding($0.funding) }, number(\.expiresAt), text(\.reason),
             text(\.counterpartyWalletID), PostgresBinaryArray.bool(records.map(\.targetFound)),
             PostgresBinaryArray.text(requests), PostgresBinaryArray.bytea(hashes),
+            PostgresBinaryArray.text(entryWallets), PostgresBinaryArray.text(entrySequences),
         ]
     }
 }
@@ -439,11 +444,16 @@ package enum Statements {
             ORDER BY transaction_id FOR UPDATE
             """)
         connection.prepare("clock", "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+        // A transaction's entries, through the keys its row keeps (migration
+        // 4): ids without a row, or a row without entries, cost no entry probe.
         connection.prepare(
             "load_entries",
             """
-            SELECT transaction_id, entry_index, wallet_id, asset, bucket, amount, sequence, hash
-            FROM entries WHERE transaction_id = ANY($1::text[])
+            SELECT e.transaction_id, e.entry_index, e.wallet_id, e.asset, e.bucket, e.amount, e.sequence, e.hash
+            FROM transactions t
+            CROSS JOIN LATERAL unnest(t.entry_wallets, t.entry_sequences) AS k(wallet_id, sequence)
+            JOIN entries e ON e.wallet_id = k.wallet_id AND e.sequence = k.sequence
+            WHERE t.transaction_id = ANY($1::text[])
             """)
         connection.prepare(
             "lock_wallets",
@@ -482,14 +492,17 @@ package enum Statements {
             "insert_transactions",
             """
             INSERT INTO transactions (transaction_id, kind, status, wallet_id, asset, amount, created_at, metadata,
-                target_id, funding, expires_at, reason, counterparty_wallet_id, target_found, request, request_hash)
+                target_id, funding, expires_at, reason, counterparty_wallet_id, target_found, request, request_hash,
+                entry_wallets, entry_sequences)
             SELECT id, kind, status, wallet_id, asset, amount, created_at, metadata::jsonb, target_id, funding,
-                expires_at, reason, counterparty, target_found, request, request_hash
+                expires_at, reason, counterparty, target_found, request, request_hash, entry_wallets::text[],
+                entry_sequences::bigint[]
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
                 $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::boolean[],
-                $15::text[], $16::bytea[])
+                $15::text[], $16::bytea[], $17::text[], $18::text[])
                 AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
-                     expires_at, reason, counterparty, target_found, request, request_hash)
+                     expires_at, reason, counterparty, target_found, request, request_hash, entry_wallets,
+                     entry_sequences)
             """)
         connection.prepare(
             "replace_transactions",
@@ -498,12 +511,14 @@ package enum Statements {
                 amount = u.amount, created_at = u.created_at, metadata = u.metadata::jsonb, target_id = u.target_id,
                 funding = u.funding, expires_at = u.expires_at, reason = u.reason,
                 counterparty_wallet_id = u.counterparty, target_found = u.target_found, request = u.request,
-                request_hash = u.request_hash
+                request_hash = u.request_hash, entry_wallets = u.entry_wallets::text[],
+                entry_sequences = u.entry_sequences::bigint[]
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
                 $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::boolean[],
-                $15::text[], $16::bytea[])
+                $15::text[], $16::bytea[], $17::text[], $18::text[])
                 AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
-                     expires_at, reason, counterparty, target_found, request, request_hash)
+                     expires_at, reason, counterparty, target_found, request, request_hash, entry_wallets,
+                     entry_sequences)
             WHERE t.transaction_id = u.id
             """)
         connection.prepare(

@@ -57,6 +57,25 @@ public enum LedgerVerifier {
             SELECT e.wallet_id, e.sequence FROM entries e
             WHERE NOT EXISTS (SELECT 1 FROM wallets w WHERE w.wallet_id = e.wallet_id)
             """)
+        // A transaction's row lists its entries' keys, in entry order
+        // (migration 4); the entries name the same transaction and index.
+        try check(
+            "a transaction's entry keys and its entries disagree (transaction wallet sequence)",
+            """
+            SELECT coalesce(k.transaction_id, e.transaction_id), coalesce(k.wallet_id, e.wallet_id),
+                   coalesce(k.sequence, e.sequence)
+            FROM (SELECT t.transaction_id, u.wallet_id, u.sequence, u.n - 1 AS entry_index
+                  FROM transactions t,
+                       unnest(t.entry_wallets, t.entry_sequences) WITH ORDINALITY AS u(wallet_id, sequence, n)) k
+            FULL JOIN entries e ON e.wallet_id = k.wallet_id AND e.sequence = k.sequence
+                AND e.transaction_id = k.transaction_id AND e.entry_index = k.entry_index
+            WHERE k.transaction_id IS NULL OR e.transaction_id IS NULL
+            """)
+        // History pages by position within a wallet, so positions must not
+        // repeat; their sequence makes them unique (no index since migration 4).
+        try check(
+            "a history position repeats (position count)",
+            "SELECT position, count(*) FROM wallet_history GROUP BY position HAVING count(*) > 1")
         // A credit, debit or transfer moved exactly its amount, in its asset,
         // on the wallets it names (the row's amount is not chained, so a
         // changed amount shows only here).
