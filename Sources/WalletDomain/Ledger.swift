@@ -508,6 +508,12 @@ private struct Context {
         case .rolledBack: throw reject(.alreadyRolledBack, record, "transaction \(original.id) was rolled back")
         default: break
         }
+        // A posted Credit, Debit or Settle moved a positive amount, so it has
+        // entries; none loaded means the store lost them, and a reversal that
+        // posts nothing must not mark the original reversed.
+        guard !original.entries.isEmpty else {
+            throw LedgerError.internalError("transaction \(original.id) has no entries to reverse")
+        }
         record.entries = original.entries.map {
             Entry(walletID: $0.walletID, asset: $0.asset, bucket: $0.bucket, amount: -$0.amount)
         }

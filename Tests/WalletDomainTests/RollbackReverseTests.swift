@@ -198,6 +198,24 @@ struct RollbackReverseTests {
 
     // MARK: Reverse
 
+    /// A store that lost a posted transaction's entries must not answer a
+    /// reversal that posts nothing and marks the original reversed.
+    @Test func reverseOfATransactionWithoutItsEntriesFailsAndChangesNothing() async throws {
+        let ledger = try await Self.funded()
+        var state = await ledger.state()
+        var credit = try #require(state.transactions["c-cash"])
+        credit.entries = []
+        state.load(transaction: credit)
+        let result = Ledger.apply(try reverse("undo", "c-cash"), to: &state, now: ledger.clock.now)
+        guard case .failure(let error) = result else {
+            Issue.record("a reversal without entries succeeded: \(result)")
+            return
+        }
+        #expect(error.code == .internal)
+        #expect(state.transactions["c-cash"]?.status == .posted)
+        #expect(state.transactions["undo"] == nil)
+    }
+
     @Test func reverseOfACreditCompensatesItOnce() async throws {
         let ledger = try await Self.funded()
         let house = ledger.houseWalletID(for: "alice")

@@ -427,6 +427,17 @@ import WalletPostgres
             #expect(keys.int64(row: row, column: "keys") == 2)
             #expect(keys.bool(row: row, column: "same") == true)
         }
+        // The previous build's insert (no entry keys) fails instead of
+        // writing a row whose entries no key finds.
+        let refused = try #require(throws: PostgresError.self) {
+            _ = try connection.execute(
+                """
+                INSERT INTO transactions (transaction_id, kind, status, wallet_id, asset, amount, created_at,
+                    request_hash)
+                VALUES ('old-build', 'CREDIT', 'POSTED', 'p', 'USD', 1, 0, '\\x00')
+                """)
+        }
+        #expect(refused.sqlState == "23502")  // not_null_violation
         let gone = try connection.execute(
             "SELECT to_regclass('entries_by_transaction') IS NULL AND to_regclass('wallet_history_pkey') IS NULL")
         #expect(gone.bool(row: 0, column: 0) == true)

@@ -16,7 +16,11 @@
 //   behind it already makes positions unique.
 //
 // Rows written before this migration get their keys here, in the same
-// database transaction as the rest of it.
+// database transaction as the rest of it. The columns keep no default: an
+// instance still running the previous build (whose inserts do not name them)
+// fails its writes with a NOT NULL error instead of recording entries that
+// no key finds. The migration holds its tables' locks while it rewrites
+// every transaction row: stop every instance first (docs/operations.md).
 extension Migrations {
     static let m0004EntryKeysOnTransactions = Migration(
         version: 4, name: "entry keys on transactions",
@@ -26,10 +30,14 @@ extension Migrations {
                 ADD COLUMN entry_sequences bigint[] NOT NULL DEFAULT '{}';
             UPDATE transactions t
             SET entry_wallets = e.wallets, entry_sequences = e.sequences
-            FROM (SELECT transaction_id, array_agg(wallet_id ORDER BY entry_index) AS wallets,
-                         array_agg(sequence ORDER BY entry_index) AS sequences
+            FROM (SELECT transaction_id,
+                         array_agg(wallet_id ORDER BY entry_index, wallet_id, sequence) AS wallets,
+                         array_agg(sequence ORDER BY entry_index, wallet_id, sequence) AS sequences
                   FROM entries GROUP BY transaction_id) e
             WHERE t.transaction_id = e.transaction_id;
+            ALTER TABLE transactions
+                ALTER COLUMN entry_wallets DROP DEFAULT,
+                ALTER COLUMN entry_sequences DROP DEFAULT;
             DROP INDEX entries_by_transaction;
             ALTER TABLE wallet_history DROP CONSTRAINT wallet_history_pkey;
             """)

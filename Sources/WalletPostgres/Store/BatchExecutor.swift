@@ -445,7 +445,8 @@ package enum Statements {
             """)
         connection.prepare("clock", "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
         // A transaction's entries, through the keys its row keeps (migration
-        // 4): ids without a row, or a row without entries, cost no entry probe.
+        // 4): ids without a row, or a row without entries, cost no probe of
+        // entries (each id probes the transactions' key instead).
         connection.prepare(
             "load_entries",
             """
@@ -453,6 +454,7 @@ package enum Statements {
             FROM transactions t
             CROSS JOIN LATERAL unnest(t.entry_wallets, t.entry_sequences) AS k(wallet_id, sequence)
             JOIN entries e ON e.wallet_id = k.wallet_id AND e.sequence = k.sequence
+                AND e.transaction_id = t.transaction_id
             WHERE t.transaction_id = ANY($1::text[])
             """)
         connection.prepare(
