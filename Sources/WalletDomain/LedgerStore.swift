@@ -16,6 +16,9 @@ public protocol LedgerStore: Sendable {
     func defineAsset(_ request: DefineAsset) async throws(LedgerError) -> (asset: Asset, created: Bool)
     /// Empty `asset`: every asset the wallet holds.
     func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance]
+    /// `balances` without a task, as `submit` is for writes.
+    func submitBalances(
+        walletID: String, asset: String, completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void)
     func transaction(id: String) async throws(LedgerError) -> TransactionRecord
     /// Newest first; `before` is the cursor of the last row of the previous page.
     func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage
@@ -30,6 +33,21 @@ extension LedgerStore {
         Task {
             do throws(LedgerError) {
                 completion(.success(try await execute(command, deadline: deadline)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+}
+
+extension LedgerStore {
+    /// For a store without a queue of its own: `balances` on a new task.
+    public func submitBalances(
+        walletID: String, asset: String, completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void
+    ) {
+        Task {
+            do throws(LedgerError) {
+                completion(.success(try await balances(walletID: walletID, asset: asset)))
             } catch {
                 completion(.failure(error))
             }

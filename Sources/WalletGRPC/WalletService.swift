@@ -54,11 +54,11 @@ package final class WalletService: Sendable {
         }
     }
 
-    /// Called on the transport's thread. A write is decoded here (protobuf-c
-    /// and validation, a few microseconds) and handed to the store, which
-    /// answers from its own thread once the write is committed: no task and
-    /// no continuation per call. A health check is answered here. Everything
-    /// else goes to a task at once.
+    /// Called on the transport's thread. A write or a GetBalance is decoded
+    /// here (protobuf-c and validation, a few microseconds) and handed to the
+    /// store, which answers from its own thread (a write once it is
+    /// committed): no task and no continuation per call. A health check is
+    /// answered here. Everything else goes to a task at once.
     package func handle(
         methodIndex: Int, request: [UInt8], deadline: ContinuousClock.Instant?,
         respond: @escaping @Sendable (RPCResult) -> Void
@@ -79,6 +79,21 @@ package final class WalletService: Sendable {
             store.submit(command, deadline: deadline) { result in
                 switch result {
                 case .success(let outcome): respond(.ok(Responses.operation(outcome, method: method)))
+                case .failure(let error): respond(.failed(StatusMapping.status(error)))
+                }
+            }
+        case .getBalance:
+            let walletID: String
+            let asset: String
+            do throws(LedgerError) {
+                (walletID, asset) = try Requests.getBalance(request)
+            } catch {
+                respond(.failed(StatusMapping.status(error)))
+                return
+            }
+            store.submitBalances(walletID: walletID, asset: asset) { result in
+                switch result {
+                case .success(let balances): respond(.ok(Responses.balances(balances)))
                 case .failure(let error): respond(.failed(StatusMapping.status(error)))
                 }
             }

@@ -392,6 +392,68 @@ import WalletPostgres
         #expect(seen == (0..<25).reversed().map { "c-\($0)" })
     }
 
+    /// Balance reads queued together are answered together (one round trip
+    /// per worker cycle); each answer is still the one a read alone would
+    /// get: its own wallet's balance with its holds, or its own refusal.
+    @Test func balanceReadsQueuedTogetherEachGetTheirOwnAnswer() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url, pool: 2)
+        defer { store.shutdown() }
+        let wallets = (0..<10).map { "w\($0)" }
+        _ = try await store.defineAsset(try DefineAsset(code: "USD", decimalPlaces: 2))
+        for (index, wallet) in wallets.enumerated() {
+            _ = try await store.createWallet(try CreateWallet(walletID: wallet, overdraftLimit: 0, labels: [:]))
+            _ = try await store.execute(
+                .credit(
+                    try Credit(
+                        transactionID: "fund-\(wallet)", walletID: wallet, asset: "USD",
+                        amount: Int64(index + 1) * 100, bucket: "", metadata: [:])),
+                deadline: nil)
+        }
+        _ = try await store.execute(
+            .authorize(
+                try Authorize(
+                    transactionID: "hold-w3", walletID: "w3", asset: "USD", amount: 50, funding: [], metadata: [:],
+                    expiresInMilliseconds: 600_000)),
+            deadline: nil)
+        let answers = await withTaskGroup(of: (Int, Result<[Balance], LedgerError>).self) { group in
+            for index in 0..<600 {
+                group.addTask {
+                    let wallet = "w\(index % 12)"  // w10 and w11 do not exist
+                    let asset = ["USD", "", "EUR"][index % 3]  // EUR is not defined
+                    let result = await withCheckedContinuation { continuation in
+                        store.submitBalances(walletID: wallet, asset: asset) { continuation.resume(returning: $0) }
+                    }
+                    return (index, result)
+                }
+            }
+            var all: [Int: Result<[Balance], LedgerError>] = [:]
+            for await (index, result) in group { all[index] = result }
+            return all
+        }
+        #expect(answers.count == 600)
+        for (index, result) in answers {
+            let walletNumber = index % 12
+            let asset = ["USD", "", "EUR"][index % 3]
+            switch result {
+            case .failure(let error) where walletNumber >= 10:
+                #expect(error == .walletNotFound("w\(walletNumber)"))
+            case .failure(let error) where asset == "EUR":
+                #expect(error == .assetNotFound("EUR"))
+            case .success(let balances) where walletNumber < 10 && asset != "EUR":
+                let held: Int64 = walletNumber == 3 ? 50 : 0
+                #expect(balances.count == 1)
+                #expect(balances.first?.walletID == "w\(walletNumber)")
+                #expect(balances.first?.asset == "USD")
+                #expect(balances.first?.posted == Int64(walletNumber + 1) * 100)
+                #expect(balances.first?.held == held)
+                #expect(balances.first?.available == Int64(walletNumber + 1) * 100 - held)
+            default:
+                Issue.record("read \(index) (w\(walletNumber), '\(asset)'): unexpected \(result)")
+            }
+        }
+    }
+
     /// Migration 4 moved the entries' keys onto their transactions' rows. A
     /// ledger written before it (made here by undoing the migration's schema
     /// changes) gets every row's keys: it verifies clean, a transaction is

@@ -480,8 +480,8 @@ package enum Statements {
             SELECT wallet_id, overdraft_limit, labels::text AS labels, created_at, last_sequence, last_hash
             FROM wallets WHERE wallet_id = ANY($1::text[])
             """)
-        connection.prepare("wallet_exists", "SELECT 1 FROM wallets WHERE wallet_id = $1")
-        connection.prepare("asset_exists", "SELECT 1 FROM assets WHERE code = $1")
+        connection.prepare("load_wallet_ids", "SELECT wallet_id FROM wallets WHERE wallet_id = ANY($1::text[])")
+        connection.prepare("load_asset_codes", "SELECT code FROM assets WHERE code = ANY($1::text[])")
         connection.prepare(
             "load_balances", "SELECT wallet_id, asset, bucket, posted FROM balances WHERE wallet_id = ANY($1::text[])")
         connection.prepare(

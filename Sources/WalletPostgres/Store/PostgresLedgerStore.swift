@@ -294,24 +294,20 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance] {
-        try await onWorker { connection in
-            // One round trip, one snapshot (REPEATABLE READ: balances and holds
-            // as of the same commit), and the database's clock for expiry.
-            let wallets = PostgresText.arrayLiteral([walletID])
-            let all = try connection.pipeline([
-                ("begin_snapshot", []), ("wallet_exists", [walletID]), ("asset_exists", [asset]),
-                ("load_balances", [wallets]), ("load_open_holds", [wallets]), ("clock", []), ("commit", []),
-            ])
-            let rows = Array(all[1...])
-            guard rows[0].rowCount == 1 else { throw LedgerError.walletNotFound(walletID) }
-            if !asset.isEmpty, rows[1].rowCount != 1 { throw LedgerError.assetNotFound(asset) }
-            var state = LedgerState()
-            BatchExecutor.loadBalances(rows[2], into: &state)
-            for row in 0..<rows[3].rowCount { state.load(transaction: RowCoding.transaction(rows[3], row: row)) }
-            let now = rows[4].int64(row: 0, column: 0) ?? RowCoding.microseconds()
-            let codes = asset.isEmpty ? state.assets(ofWallet: walletID) : [asset]
-            return codes.map { state.balance(walletID: walletID, asset: $0, now: now) }
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<[Balance], LedgerError>, Never>) in
+            submitBalances(walletID: walletID, asset: asset) { continuation.resume(returning: $0) }
         }
+        return try result.get()
+    }
+
+    /// Queues the read on a worker (any: reads need no order), which answers
+    /// every read it has queued with one round trip; `completion` runs on
+    /// that worker's relay thread.
+    public func submitBalances(
+        walletID: String, asset: String, completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void
+    ) {
+        nextWorker().enqueueBalanceRead(PendingBalanceRead(walletID: walletID, asset: asset, completion: completion))
     }
 
     public func transaction(id: String) async throws(LedgerError) -> TransactionRecord {

@@ -92,8 +92,21 @@ func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
 final class CompletionRelay: @unchecked Sendable {
     typealias Delivery = (completion: PendingCommand.Completion, result: Result<OperationResult, LedgerError>)
 
+    /// A write's answer, or any other answer (a read's) as a closure.
+    enum Item {
+        case delivery(Delivery)
+        case action(@Sendable () -> Void)
+
+        func run() {
+            switch self {
+            case .delivery(let delivery): delivery.completion(delivery.result)
+            case .action(let action): action()
+            }
+        }
+    }
+
     private let condition = NSCondition()
-    private var queued: [Delivery] = []
+    private var queued: [Item] = []
     private var stopping = false
     private var stopped = false
     /// Answers posted and not yet delivered. The worker counts them against
@@ -108,15 +121,24 @@ final class CompletionRelay: @unchecked Sendable {
     /// Queues `deliveries` in order; after `stop`, runs them on the caller's
     /// thread instead (nothing is ever dropped).
     func post(_ deliveries: [Delivery]) {
-        guard !deliveries.isEmpty else { return }
+        post(items: deliveries.map { .delivery($0) })
+    }
+
+    /// Queues answers that are not a write's (see `post(_:)`).
+    func post(actions: [@Sendable () -> Void]) {
+        post(items: actions.map { .action($0) })
+    }
+
+    private func post(items: [Item]) {
+        guard !items.isEmpty else { return }
         condition.lock()
         if stopped {
             condition.unlock()
-            for delivery in deliveries { delivery.completion(delivery.result) }
+            for item in items { item.run() }
             return
         }
-        backlog.add(deliveries.count, ordering: .relaxed)
-        queued.append(contentsOf: deliveries)
+        backlog.add(items.count, ordering: .relaxed)
+        queued.append(contentsOf: items)
         condition.signal()
         condition.unlock()
     }
@@ -131,7 +153,7 @@ final class CompletionRelay: @unchecked Sendable {
     }
 
     private func run() {
-        var taken: [Delivery] = []
+        var taken: [Item] = []
         while true {
             condition.lock()
             while queued.isEmpty, !stopping { condition.wait() }
@@ -143,8 +165,8 @@ final class CompletionRelay: @unchecked Sendable {
             }
             swap(&taken, &queued)
             condition.unlock()
-            for delivery in taken {
-                delivery.completion(delivery.result)
+            for item in taken {
+                item.run()
                 backlog.subtract(1, ordering: .relaxed)
             }
             taken.removeAll(keepingCapacity: true)
@@ -192,6 +214,7 @@ final class StoreWorker: @unchecked Sendable {
     private var writesHead = 0
     private var reads: [@Sendable (PostgresConnection?) -> Void] = []
     private var creates: [PendingCreate] = []
+    private var balanceReads: [PendingBalanceRead] = []
     /// Queued (not yet taken into a batch) commands per queue key.
     private var queuedPerKey: [String: Int] = [:]
     private var stopping = false
@@ -280,6 +303,22 @@ final class StoreWorker: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Queues a GetBalance; the worker answers everything queued with one
+    /// round trip (see `BalanceReads`), through its relay.
+    func enqueueBalanceRead(_ pending: PendingBalanceRead) {
+        condition.lock()
+        if let refusal = admissionRefusal(
+            queued: balanceReads.count, full: "too many balance reads queued (\(settings.queueDepthMax))")
+        {
+            condition.unlock()
+            pending.completion(.failure(refusal))
+            return
+        }
+        balanceReads.append(pending)
+        condition.signal()
+        condition.unlock()
+    }
+
     /// Runs `job` on the worker's thread with its connection (nil when the
     /// database cannot be reached).
     func enqueueRead(_ job: @escaping @Sendable (PostgresConnection?) -> Void) {
@@ -297,8 +336,10 @@ final class StoreWorker: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while writes.count == writesHead, reads.isEmpty, creates.isEmpty, !stopping { condition.wait() }
-            if stopping, writes.count == writesHead, reads.isEmpty, creates.isEmpty {
+            while writes.count == writesHead, reads.isEmpty, creates.isEmpty, balanceReads.isEmpty, !stopping {
+                condition.wait()
+            }
+            if stopping, writes.count == writesHead, reads.isEmpty, creates.isEmpty, balanceReads.isEmpty {
                 stopped = true
                 condition.broadcast()
                 condition.unlock()
@@ -308,6 +349,8 @@ final class StoreWorker: @unchecked Sendable {
             waitForMoreWrites()
             let readJobs = reads
             reads.removeAll()
+            let balanceBatch = balanceReads
+            balanceReads.removeAll(keepingCapacity: true)
             let createCount = min(settings.batchSizeMax, creates.count)
             let createBatch = Array(creates[..<createCount])
             creates.removeFirst(createCount)
@@ -332,6 +375,7 @@ final class StoreWorker: @unchecked Sendable {
 
             let live = ensureConnection()
             for job in readJobs { job(live) }
+            if !balanceBatch.isEmpty { runBalanceReads(balanceBatch, on: live) }
             if !createBatch.isEmpty { runCreates(createBatch) }
             if !batch.isEmpty {
                 settings.activity.running.add(1, ordering: .relaxed)
@@ -356,7 +400,7 @@ final class StoreWorker: @unchecked Sendable {
         guard settings.activity.running.load(ordering: .relaxed) > 0 else { return }
         let step = max(250, limit / 8)
         var waited = 0
-        while waited < limit, reads.isEmpty, creates.isEmpty, !stopping {
+        while waited < limit, reads.isEmpty, creates.isEmpty, balanceReads.isEmpty, !stopping {
             condition.unlock()
             usleep(UInt32(min(step, limit - waited)))
             condition.lock()
@@ -485,6 +529,25 @@ final class StoreWorker: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    private func runBalanceReads(_ batch: [PendingBalanceRead], on connection: PostgresConnection?) {
+        var results: [Result<[Balance], LedgerError>]
+        if let connection {
+            do {
+                results = try BalanceReads.run(batch, on: connection)
+            } catch {
+                if connection.isConnected, connection.isInTransaction { _ = try? connection.executeScript("ROLLBACK") }
+                settings.log("\(name): \(batch.count) balance reads failed: \(error)")
+                let failure: LedgerError =
+                    error.isConnectionFailure
+                    ? .unavailable("the database is unreachable") : .internalError("storage error")
+                results = Array(repeating: .failure(failure), count: batch.count)
+            }
+        } else {
+            results = Array(repeating: .failure(.unavailable("the database is unreachable")), count: batch.count)
+        }
+        relay.post(actions: zip(batch, results).map { item, result in { item.completion(result) } })
     }
 
     private func runCreates(_ batch: [PendingCreate]) {

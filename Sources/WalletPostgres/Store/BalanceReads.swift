@@ -1,0 +1,45 @@
+import WalletDomain
+
+/// A GetBalance waiting on a worker.
+struct PendingBalanceRead: Sendable {
+    let walletID: String
+    /// Empty: every asset the wallet holds.
+    let asset: String
+    let completion: @Sendable (Result<[Balance], LedgerError>) -> Void
+}
+
+/// Answers every balance read a worker has queued with one round trip and
+/// one snapshot (REPEATABLE READ: balances and holds as of the same commit,
+/// and the database's clock for hold expiry), instead of a round trip each:
+/// reads group like writes do. Runs on a store worker's thread.
+enum BalanceReads {
+    static func run(_ reads: [PendingBalanceRead], on connection: PostgresConnection) throws(PostgresError)
+        -> [Result<[Balance], LedgerError>]
+    {
+        let walletIDs = Array(Set(reads.map(\.walletID))).sorted()
+        let codes = Array(Set(reads.map(\.asset).filter { !$0.isEmpty })).sorted()
+        let wallets = PostgresBinaryArray.text(walletIDs)
+        let rows = Array(
+            try connection.pipeline([
+                ("begin_snapshot", []), ("load_wallet_ids", [wallets]),
+                ("load_asset_codes", [PostgresBinaryArray.text(codes)]), ("load_balances", [wallets]),
+                ("load_open_holds", [wallets]), ("clock", []), ("commit", []),
+            ])[1...])
+        var existingWallets = Set<String>()
+        for row in 0..<rows[0].rowCount { existingWallets.insert(rows[0].string(row: row, column: 0) ?? "") }
+        var existingAssets = Set<String>()
+        for row in 0..<rows[1].rowCount { existingAssets.insert(rows[1].string(row: row, column: 0) ?? "") }
+        var state = LedgerState()
+        BatchExecutor.loadBalances(rows[2], into: &state)
+        for row in 0..<rows[3].rowCount { state.load(transaction: RowCoding.transaction(rows[3], row: row)) }
+        let now = rows[4].int64(row: 0, column: 0) ?? RowCoding.microseconds()
+        return reads.map { read in
+            guard existingWallets.contains(read.walletID) else { return .failure(.walletNotFound(read.walletID)) }
+            if !read.asset.isEmpty, !existingAssets.contains(read.asset) {
+                return .failure(.assetNotFound(read.asset))
+            }
+            let codes = read.asset.isEmpty ? state.assets(ofWallet: read.walletID) : [read.asset]
+            return .success(codes.map { state.balance(walletID: read.walletID, asset: $0, now: now) })
+        }
+    }
+}
