@@ -69,6 +69,69 @@ import WalletTestSupport
         #expect(counted == 1)
         #expect(log.entries.withLock { $0.first?.thread } == poster)
     }
+
+    @Test func stopWithoutStartDeliversWhatWasPosted() async throws {
+        let relay = CompletionRelay()
+        let log = Log()
+        relay.post((0..<3).map(log.delivery))
+        let finished = Atomic<Bool>(false)
+        Thread.detachNewThread {
+            relay.stop()
+            finished.store(true, ordering: .relaxed)
+        }
+        #expect(await waitUntil { finished.load(ordering: .relaxed) })
+        #expect(log.indexes == [0, 1, 2])
+        #expect(relay.backlog.load(ordering: .relaxed) == 0)
+    }
+
+    /// A completion that stops the relay (a shutdown started by an answer)
+    /// must not wait for its own thread; what was queued behind it is still
+    /// delivered.
+    @Test func stopFromADeliveryReturnsAndTheRestIsDelivered() async throws {
+        let relay = CompletionRelay()
+        relay.start(name: "relay-test")
+        let log = Log()
+        let stopReturned = Atomic<Bool>(false)
+        let stopping: CompletionRelay.Delivery = (
+            completion: { _ in
+                relay.stop()
+                stopReturned.store(true, ordering: .relaxed)
+            },
+            result: .failure(.unavailable("stop"))
+        )
+        relay.post([stopping] + (0..<50).map(log.delivery))
+        #expect(await waitUntil { stopReturned.load(ordering: .relaxed) && log.indexes.count == 50 })
+        #expect(log.indexes == Array(0..<50))
+    }
+}
+
+extension WorkerAnswersTests {
+    /// A worker stopped before it started answers what was queued (nothing
+    /// recorded) instead of waiting for a thread that never ran.
+    @Test func aWorkerNeverStartedAnswersItsQueueWhenStopped() async throws {
+        let settings = StoreWorker.Settings(
+            databaseURL: "postgresql://nowhere.invalid/none", houseSlot: nil, batchSizeMax: 512,
+            queueDepthMax: 10, walletQueueDepthMax: 10, slowBatchMilliseconds: 0, batchWaitMicroseconds: 0,
+            batchWaitTarget: 1, activity: WorkerActivity(), log: { _ in })
+        let worker = StoreWorker(name: "never-started", settings: settings, houseSlot: 0)
+        let outcome = Mutex<Result<OperationResult, LedgerError>?>(nil)
+        let command = try StoreTests.debit("never-ran", "w", 1)
+        worker.enqueue(
+            PendingCommand(
+                command: command, prepared: PreparedRow(command), hint: nil, queueKey: "w", deadline: nil
+            ) { result in outcome.withLock { $0 = result } })
+        let finished = Atomic<Bool>(false)
+        Thread.detachNewThread {
+            worker.stop()
+            finished.store(true, ordering: .relaxed)
+        }
+        #expect(await waitUntil { finished.load(ordering: .relaxed) })
+        guard case .failure(let error)? = outcome.withLock({ $0 }) else {
+            Issue.record("not answered with a failure: \(String(describing: outcome.withLock { $0 }))")
+            return
+        }
+        #expect(error.code == .unavailable)
+    }
 }
 
 /// A worker answers through its relay: the lane thread neither encodes nor

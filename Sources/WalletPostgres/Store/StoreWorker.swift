@@ -107,6 +107,10 @@ final class CompletionRelay: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var queued: [Item] = []
+    private var started = false
+    /// The relay's own thread, once it runs (a stop from a delivery must not
+    /// wait for itself).
+    private var thread: pthread_t?
     private var stopping = false
     private var stopped = false
     /// Answers posted and not yet delivered. The worker counts them against
@@ -115,7 +119,15 @@ final class CompletionRelay: @unchecked Sendable {
     let backlog = Atomic<Int>(0)
 
     func start(name: String) {
-        startThread(named: name) { [self] in run() }
+        condition.lock()
+        started = true
+        condition.unlock()
+        startThread(named: name) { [self] in
+            condition.lock()
+            thread = pthread_self()
+            condition.unlock()
+            run()
+        }
     }
 
     /// Queues `deliveries` in order; after `stop`, runs them on the caller's
@@ -143,11 +155,28 @@ final class CompletionRelay: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Delivers what is queued, then ends the thread.
+    /// Delivers what is queued, then ends the thread. Never started: delivers
+    /// what was posted on the caller's thread. Called from a delivery: returns
+    /// at once, and the thread ends once it has delivered the rest.
     func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()
+        if !started {
+            stopped = true
+            let rest = queued
+            queued.removeAll()
+            condition.unlock()
+            for item in rest {
+                item.run()
+                backlog.subtract(1, ordering: .relaxed)
+            }
+            return
+        }
+        if let thread, pthread_equal(thread, pthread_self()) != 0 {
+            condition.unlock()
+            return
+        }
         while !stopped { condition.wait() }
         condition.unlock()
     }
@@ -217,6 +246,9 @@ final class StoreWorker: @unchecked Sendable {
     private var balanceReads: [PendingBalanceRead] = []
     /// Queued (not yet taken into a batch) commands per queue key.
     private var queuedPerKey: [String: Int] = [:]
+    private var started = false
+    /// The worker's own thread, once it runs (see `stop`).
+    private var thread: pthread_t?
     private var stopping = false
     private var stopped = false
     private let name: String
@@ -236,15 +268,51 @@ final class StoreWorker: @unchecked Sendable {
     }
 
     func start() {
+        condition.lock()
+        started = true
+        condition.unlock()
         relay.start(name: relayName)
-        startThread(named: name) { [self] in run() }
+        startThread(named: name) { [self] in
+            condition.lock()
+            thread = pthread_self()
+            condition.unlock()
+            run()
+        }
     }
 
-    /// Drains what is queued and answers it, then ends the threads.
+    /// Drains what is queued and answers it, then ends the threads. Never
+    /// started: answers what was queued with UNAVAILABLE (nothing recorded).
+    /// Called on the worker's own thread (from a read job): returns at once;
+    /// the thread drains and ends after the job.
     func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()
+        if !started {
+            stopped = true
+            let queuedWrites = writes[writesHead...]
+            let queuedCreates = creates
+            let queuedReads = reads
+            let queuedBalanceReads = balanceReads
+            writes.removeAll()
+            writesHead = 0
+            queuedPerKey.removeAll()
+            creates.removeAll()
+            reads.removeAll()
+            balanceReads.removeAll()
+            condition.unlock()
+            let failure = LedgerError.unavailable("the server is shutting down; nothing was recorded")
+            fail(queuedWrites, failure)
+            for item in queuedCreates { item.completion(.failure(failure)) }
+            for job in queuedReads { job(nil) }
+            for read in queuedBalanceReads { read.completion(.failure(failure)) }
+            relay.stop()
+            return
+        }
+        if let thread, pthread_equal(thread, pthread_self()) != 0 {
+            condition.unlock()
+            return
+        }
         while !stopped { condition.wait() }
         condition.unlock()
         relay.stop()
@@ -344,6 +412,8 @@ final class StoreWorker: @unchecked Sendable {
                 condition.broadcast()
                 condition.unlock()
                 connection?.close()
+                // Also when `stop` came from this thread and could not wait.
+                relay.stop()
                 return
             }
             waitForMoreWrites()
