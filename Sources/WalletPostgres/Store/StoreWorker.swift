@@ -358,31 +358,30 @@ final class StoreWorker: @unchecked Sendable {
     /// Queues a CreateWallet; the worker creates everything queued in one
     /// transaction.
     func enqueueCreate(_ pending: PendingCreate) {
-        condition.lock()
-        if let refusal = admissionRefusal(
-            queued: creates.count, full: "too many wallets being created (\(settings.queueDepthMax))")
-        {
-            condition.unlock()
-            pending.completion(.failure(refusal))
-            return
-        }
-        creates.append(pending)
-        condition.signal()
-        condition.unlock()
+        admit(pending, to: \.creates, full: "too many wallets being created") { pending.completion(.failure($0)) }
     }
 
     /// Queues a GetBalance; the worker answers everything queued with one
     /// round trip (see `BalanceReads`), through its relay.
     func enqueueBalanceRead(_ pending: PendingBalanceRead) {
+        admit(pending, to: \.balanceReads, full: "too many balance reads queued") { pending.completion(.failure($0)) }
+    }
+
+    /// Appends `item` to `queue` unless `admissionRefusal` says no; then
+    /// `refuse` runs, outside the lock.
+    private func admit<Item>(
+        _ item: Item, to queue: ReferenceWritableKeyPath<StoreWorker, [Item]>, full: String,
+        refuse: (LedgerError) -> Void
+    ) {
         condition.lock()
         if let refusal = admissionRefusal(
-            queued: balanceReads.count, full: "too many balance reads queued (\(settings.queueDepthMax))")
+            queued: self[keyPath: queue].count, full: "\(full) (\(settings.queueDepthMax))")
         {
             condition.unlock()
-            pending.completion(.failure(refusal))
+            refuse(refusal)
             return
         }
-        balanceReads.append(pending)
+        self[keyPath: queue].append(item)
         condition.signal()
         condition.unlock()
     }
