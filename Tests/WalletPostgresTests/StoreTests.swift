@@ -454,6 +454,41 @@ import WalletPostgres
         }
     }
 
+    /// A worker's generic plans are made at a statement's first execution,
+    /// often on a new database's empty tables, and kept. A plan fit only for
+    /// empty tables (a hash or merge join, a scan of a whole index) gets
+    /// slower as the ledger grows: every read a worker prepares, planned on
+    /// empty tables, must still find its rows by key.
+    @Test func readPlansMadeOnEmptyTablesLookRowsUpByKey() throws {
+        let url = try TestDatabase.url()
+        try Self.makeStore(url).shutdown()  // migrates
+        let connection = try PostgresConnection(url: url)
+        defer { connection.close() }
+        try Statements.configureSession(connection)
+        Statements.prepareAll(on: connection)
+        let reads = [
+            "load_transactions", "load_transactions_locked", "load_entries", "lock_wallets", "load_balances",
+            "load_open_holds", "load_wallet_ids", "load_asset_codes",
+        ]
+        let keys = PostgresBinaryArray.text(["a", "b"])
+        try connection.executeScript("BEGIN")
+        for name in reads { _ = try connection.pipeline([(name, [keys])]) }
+        try connection.executeScript("ROLLBACK")
+        for name in reads {
+            let plan = try connection.execute("EXPLAIN EXECUTE \(name)('{a,b}')")
+            let lines = (0..<plan.rowCount).map { plan.string(row: $0, column: 0) ?? "" }
+            for bad in ["Hash Join", "Merge Join", "Seq Scan"] {
+                #expect(!lines.contains { $0.contains(bad) }, "\(name): \(bad)\n\(lines.joined(separator: "\n"))")
+            }
+            for (index, line) in lines.enumerated()
+            where line.contains("Index Scan") || line.contains("Index Only Scan") {
+                #expect(
+                    index + 1 < lines.count && lines[index + 1].contains("Index Cond"),
+                    "\(name): an index scanned whole\n\(lines.joined(separator: "\n"))")
+            }
+        }
+    }
+
     /// Migration 4 moved the entries' keys onto their transactions' rows. A
     /// ledger written before it (made here by undoing the migration's schema
     /// changes) gets every row's keys: it verifies clean, a transaction is
@@ -473,6 +508,9 @@ import WalletPostgres
             ALTER TABLE transactions DROP COLUMN entry_wallets, DROP COLUMN entry_sequences;
             CREATE INDEX entries_by_transaction ON entries (transaction_id);
             ALTER TABLE wallet_history ADD PRIMARY KEY (position);
+            DROP INDEX transactions_hold_expiry;
+            CREATE INDEX transactions_hold_expiry ON transactions (expires_at)
+                WHERE kind = 'AUTHORIZE' AND status = 'PENDING';
             DELETE FROM schema_migrations WHERE version = 4;
             """)
         store = try Self.makeStore(url)

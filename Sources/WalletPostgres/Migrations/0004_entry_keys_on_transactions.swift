@@ -15,6 +15,15 @@
 //   up by position alone (pages use (wallet_id, position)), and the sequence
 //   behind it already makes positions unique.
 //
+// And the hold-expiry index gains `expires_at > 0` in its predicate (every
+// hold expires; the sweeper's query says so too). Both partial indexes on
+// open holds had the same predicate, so a generic plan made on a new
+// database's empty tables could pick the expiry index for a batch's
+// wallet-keyed lookup of open holds and scan every open hold there was
+// (found by StoreTests.readPlansMadeOnEmptyTablesLookRowsUpByKey); now
+// only the wallet-keyed index answers a query that does not ask about
+// expiry.
+//
 // Rows written before this migration get their keys here, in the same
 // database transaction as the rest of it. The columns keep no default: an
 // instance still running the previous build (whose inserts do not name them)
@@ -40,5 +49,8 @@ extension Migrations {
                 ALTER COLUMN entry_sequences DROP DEFAULT;
             DROP INDEX entries_by_transaction;
             ALTER TABLE wallet_history DROP CONSTRAINT wallet_history_pkey;
+            DROP INDEX transactions_hold_expiry;
+            CREATE INDEX transactions_hold_expiry ON transactions (expires_at)
+                WHERE kind = 'AUTHORIZE' AND status = 'PENDING' AND expires_at > 0;
             """)
 }

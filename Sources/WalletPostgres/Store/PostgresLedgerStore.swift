@@ -348,7 +348,7 @@ public final class PostgresLedgerStore: LedgerStore {
             let rows = try connection.execute(
                 """
                 SELECT transaction_id FROM transactions
-                WHERE kind = 'AUTHORIZE' AND status = 'PENDING' AND expires_at <= $1
+                WHERE kind = 'AUTHORIZE' AND status = 'PENDING' AND expires_at > 0 AND expires_at <= $1
                 ORDER BY expires_at LIMIT $2
                 """, [String(RowCoding.microseconds()), String(limit)])
             return (0..<rows.rowCount).compactMap { rows.string(row: $0, column: 0) }
