@@ -16,9 +16,11 @@ public protocol LedgerStore: Sendable {
     func defineAsset(_ request: DefineAsset) async throws(LedgerError) -> (asset: Asset, created: Bool)
     /// Empty `asset`: every asset the wallet holds.
     func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance]
-    /// `balances` without a task, as `submit` is for writes.
+    /// `balances` without a task, as `submit` is for writes; a store that
+    /// queues reads answers DEADLINE_EXCEEDED to one still queued at `deadline`.
     func submitBalances(
-        walletID: String, asset: String, completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void)
+        walletID: String, asset: String, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void)
     func transaction(id: String) async throws(LedgerError) -> TransactionRecord
     /// Newest first; `before` is the cursor of the last row of the previous page.
     func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage
@@ -43,7 +45,8 @@ extension LedgerStore {
 extension LedgerStore {
     /// For a store without a queue of its own: `balances` on a new task.
     public func submitBalances(
-        walletID: String, asset: String, completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void
+        walletID: String, asset: String, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void
     ) {
         Task {
             do throws(LedgerError) {

@@ -91,7 +91,7 @@ package final class WalletService: Sendable {
                 respond(.failed(StatusMapping.status(error)))
                 return
             }
-            store.submitBalances(walletID: walletID, asset: asset) { result in
+            store.submitBalances(walletID: walletID, asset: asset, deadline: deadline) { result in
                 switch result {
                 case .success(let balances): respond(.ok(Responses.balances(balances)))
                 case .failure(let error): respond(.failed(StatusMapping.status(error)))

@@ -70,6 +70,24 @@ import WalletTestSupport
         #expect(log.entries.withLock { $0.first?.thread } == poster)
     }
 
+    /// Read answers are counted apart from write answers: the worker holds
+    /// writes back on the write count only, so a burst of reads never makes
+    /// a write QUEUE_FULL.
+    @Test func readAnswersAreCountedApartFromWriteAnswers() async throws {
+        let relay = CompletionRelay()
+        let log = Log()
+        relay.post((0..<2).map(log.delivery))
+        relay.post(actions: (0..<3).map { _ in {} })
+        #expect(relay.backlog.load(ordering: .relaxed) == 2)
+        #expect(relay.readBacklog.load(ordering: .relaxed) == 3)
+        relay.start(name: "relay-test")
+        #expect(
+            await waitUntil {
+                relay.backlog.load(ordering: .relaxed) == 0 && relay.readBacklog.load(ordering: .relaxed) == 0
+            })
+        relay.stop()
+    }
+
     @Test func stopWithoutStartDeliversWhatWasPosted() async throws {
         let relay = CompletionRelay()
         let log = Log()

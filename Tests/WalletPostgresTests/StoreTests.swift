@@ -422,7 +422,9 @@ import WalletPostgres
                     let wallet = "w\(index % 12)"  // w10 and w11 do not exist
                     let asset = ["USD", "", "EUR"][index % 3]  // EUR is not defined
                     let result = await withCheckedContinuation { continuation in
-                        store.submitBalances(walletID: wallet, asset: asset) { continuation.resume(returning: $0) }
+                        store.submitBalances(walletID: wallet, asset: asset, deadline: nil) {
+                            continuation.resume(returning: $0)
+                        }
                     }
                     return (index, result)
                 }
@@ -454,6 +456,31 @@ import WalletPostgres
         }
     }
 
+    /// A balance read still queued when its caller's deadline passes is
+    /// answered DEADLINE_EXCEEDED, not read.
+    @Test func aBalanceReadPastItsDeadlineIsAnsweredSo() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url, pool: 1)
+        defer { store.shutdown() }
+        try await Self.seed(store, wallets: ["p"], funds: 100)
+        let late = await withCheckedContinuation { continuation in
+            store.submitBalances(walletID: "p", asset: "USD", deadline: .now - .seconds(1)) {
+                continuation.resume(returning: $0)
+            }
+        }
+        guard case .failure(let error) = late else {
+            Issue.record("a read past its deadline was answered: \(late)")
+            return
+        }
+        #expect(error.code == .deadlineExceeded)
+        let inTime = await withCheckedContinuation { continuation in
+            store.submitBalances(walletID: "p", asset: "USD", deadline: .now + .seconds(30)) {
+                continuation.resume(returning: $0)
+            }
+        }
+        #expect((try? inTime.get())?.first?.available == 100)
+    }
+
     /// A worker's generic plans are made at a statement's first execution,
     /// often on a new database's empty tables, and kept. A plan fit only for
     /// empty tables (a hash or merge join, a scan of a whole index) gets
@@ -466,16 +493,51 @@ import WalletPostgres
         defer { connection.close() }
         try Statements.configureSession(connection)
         Statements.prepareAll(on: connection)
+        // load_assets reads the whole (small) assets table on purpose: not here.
         let reads = [
             "load_transactions", "load_transactions_locked", "load_entries", "lock_wallets", "load_balances",
-            "load_open_holds", "load_wallet_ids", "load_asset_codes",
+            "load_open_holds", "load_wallet_ids", "load_asset_codes", "load_wallets",
         ]
         let keys = PostgresBinaryArray.text(["a", "b"])
+        // Each runs once first (that prepares it): the writes with empty
+        // arrays, in a transaction rolled back.
+        let noText = PostgresBinaryArray.text([String]())
+        let noNumbers = PostgresBinaryArray.int64([])
+        let noBytes = PostgresBinaryArray.bytea([])
+        let noFlags = PostgresBinaryArray.bool([])
+        let emptyWrites: [(name: String, parameters: [PostgresParameter])] = [
+            ("update_statuses", [noText, noText]),
+            ("update_balances", [noText, noText, noText, noNumbers]),
+            ("update_chain_heads", [noText, noNumbers, noBytes]),
+            (
+                "replace_transactions",
+                [noText, noText, noText, noText, noText, noNumbers, noNumbers, noText, noText, noText, noNumbers]
+                    + [noText, noText, noFlags, noText, noBytes, noText, noText]
+            ),
+        ]
         try connection.executeScript("BEGIN")
         for name in reads { _ = try connection.pipeline([(name, [keys])]) }
+        for write in emptyWrites { _ = try connection.pipeline([write]) }
         try connection.executeScript("ROLLBACK")
-        for name in reads {
-            let plan = try connection.execute("EXPLAIN EXECUTE \(name)('{a,b}')")
+        // The batch writes that join their rows to arrays (EXPLAIN does not
+        // run them; with a forced generic plan it makes the plan now, on
+        // these empty tables, as a worker's first batch would).
+        let text = "'{a}'"
+        let number = "'{1}'"
+        let bytes = "ARRAY['\\x00'::bytea]"
+        let transactionRow = [
+            text, text, text, text, text, number, number, text, text, text, number, text, text, "'{t}'", text, bytes,
+            text, text,
+        ]
+        let statements =
+            reads.map { ($0, "'{a,b}'") } + [
+                ("update_statuses", [text, text].joined(separator: ", ")),
+                ("update_balances", [text, text, text, number].joined(separator: ", ")),
+                ("update_chain_heads", [text, number, bytes].joined(separator: ", ")),
+                ("replace_transactions", transactionRow.joined(separator: ", ")),
+            ]
+        for (name, arguments) in statements {
+            let plan = try connection.execute("EXPLAIN EXECUTE \(name)(\(arguments))")
             let lines = (0..<plan.rowCount).map { plan.string(row: $0, column: 0) ?? "" }
             for bad in ["Hash Join", "Merge Join", "Seq Scan"] {
                 #expect(!lines.contains { $0.contains(bad) }, "\(name): \(bad)\n\(lines.joined(separator: "\n"))")

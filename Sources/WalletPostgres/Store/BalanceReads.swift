@@ -5,6 +5,7 @@ struct PendingBalanceRead: Sendable {
     let walletID: String
     /// Empty: every asset the wallet holds.
     let asset: String
+    let deadline: ContinuousClock.Instant?
     let completion: @Sendable (Result<[Balance], LedgerError>) -> Void
 }
 
@@ -31,14 +32,25 @@ enum BalanceReads {
         for row in 0..<rows[1].rowCount { existingAssets.insert(rows[1].string(row: row, column: 0) ?? "") }
         var state = LedgerState()
         BatchExecutor.loadBalances(rows[2], into: &state)
-        for row in 0..<rows[3].rowCount { state.load(transaction: RowCoding.transaction(rows[3], row: row)) }
+        // Each wallet's assets (balances and open holds), found once for the
+        // whole batch rather than by a scan of every loaded key per read.
+        var assetsOfWallet: [String: Set<String>] = [:]
+        for row in 0..<rows[2].rowCount {
+            assetsOfWallet[rows[2].string(row: row, column: "wallet_id") ?? "", default: []].insert(
+                rows[2].string(row: row, column: "asset") ?? "")
+        }
+        for row in 0..<rows[3].rowCount {
+            let hold = RowCoding.transaction(rows[3], row: row)
+            state.load(transaction: hold)
+            assetsOfWallet[hold.walletID, default: []].insert(hold.asset)
+        }
         let now = rows[4].int64(row: 0, column: 0) ?? RowCoding.microseconds()
         return reads.map { read in
             guard existingWallets.contains(read.walletID) else { return .failure(.walletNotFound(read.walletID)) }
             if !read.asset.isEmpty, !existingAssets.contains(read.asset) {
                 return .failure(.assetNotFound(read.asset))
             }
-            let codes = read.asset.isEmpty ? state.assets(ofWallet: read.walletID) : [read.asset]
+            let codes = read.asset.isEmpty ? (assetsOfWallet[read.walletID] ?? []).sorted() : [read.asset]
             return .success(codes.map { state.balance(walletID: read.walletID, asset: $0, now: now) })
         }
     }

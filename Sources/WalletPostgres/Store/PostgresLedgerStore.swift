@@ -96,7 +96,9 @@ public final class PostgresLedgerStore: LedgerStore {
         return try Migrator.apply(Migrations.all, on: connection)
     }
 
-    /// Drains every lane, then closes the connections.
+    /// Drains every lane, then closes the connections. (Called on a worker's
+    /// own thread, which nothing does, it returns at once and that lane
+    /// drains behind it.)
     public func shutdown() {
         for worker in workers { worker.stop() }
     }
@@ -296,7 +298,7 @@ public final class PostgresLedgerStore: LedgerStore {
     public func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance] {
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<[Balance], LedgerError>, Never>) in
-            submitBalances(walletID: walletID, asset: asset) { continuation.resume(returning: $0) }
+            submitBalances(walletID: walletID, asset: asset, deadline: nil) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
@@ -305,9 +307,11 @@ public final class PostgresLedgerStore: LedgerStore {
     /// every read it has queued with one round trip; `completion` runs on
     /// that worker's relay thread.
     public func submitBalances(
-        walletID: String, asset: String, completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void
+        walletID: String, asset: String, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void
     ) {
-        nextWorker().enqueueBalanceRead(PendingBalanceRead(walletID: walletID, asset: asset, completion: completion))
+        nextWorker().enqueueBalanceRead(
+            PendingBalanceRead(walletID: walletID, asset: asset, deadline: deadline, completion: completion))
     }
 
     public func transaction(id: String) async throws(LedgerError) -> TransactionRecord {

@@ -103,6 +103,10 @@ final class CompletionRelay: @unchecked Sendable {
             case .action(let action): action()
             }
         }
+
+        var isWriteAnswer: Bool {
+            if case .delivery = self { true } else { false }
+        }
     }
 
     private let condition = NSCondition()
@@ -113,10 +117,23 @@ final class CompletionRelay: @unchecked Sendable {
     private var thread: pthread_t?
     private var stopping = false
     private var stopped = false
-    /// Answers posted and not yet delivered. The worker counts them against
-    /// its queue limit, so a relay that falls behind (or a completion that
-    /// blocks) holds new commands back instead of growing without bound.
+    /// Write answers posted and not yet delivered. The worker counts them
+    /// against its queue limit, so a relay that falls behind (or a completion
+    /// that blocks) holds new commands back instead of growing without bound.
     let backlog = Atomic<Int>(0)
+    /// The same for other answers (reads): they count against the reads'
+    /// own limit, so a burst of reads never refuses a write.
+    let readBacklog = Atomic<Int>(0)
+
+    private func count(_ item: Item, _ change: Int) {
+        if item.isWriteAnswer {
+            backlog.add(change, ordering: .relaxed)
+        } else {
+            readBacklog.add(change, ordering: .relaxed)
+        }
+    }
+
+    private func uncount(_ item: Item) { count(item, -1) }
 
     func start(name: String) {
         condition.lock()
@@ -149,7 +166,7 @@ final class CompletionRelay: @unchecked Sendable {
             for item in items { item.run() }
             return
         }
-        backlog.add(items.count, ordering: .relaxed)
+        for item in items { count(item, 1) }
         queued.append(contentsOf: items)
         condition.signal()
         condition.unlock()
@@ -169,7 +186,7 @@ final class CompletionRelay: @unchecked Sendable {
             condition.unlock()
             for item in rest {
                 item.run()
-                backlog.subtract(1, ordering: .relaxed)
+                uncount(item)
             }
             return
         }
@@ -196,7 +213,7 @@ final class CompletionRelay: @unchecked Sendable {
             condition.unlock()
             for item in taken {
                 item.run()
-                backlog.subtract(1, ordering: .relaxed)
+                uncount(item)
             }
             taken.removeAll(keepingCapacity: true)
         }
@@ -358,24 +375,29 @@ final class StoreWorker: @unchecked Sendable {
     /// Queues a CreateWallet; the worker creates everything queued in one
     /// transaction.
     func enqueueCreate(_ pending: PendingCreate) {
-        admit(pending, to: \.creates, full: "too many wallets being created") { pending.completion(.failure($0)) }
+        admit(pending, to: \.creates, alsoWaiting: 0, full: "too many wallets being created") {
+            pending.completion(.failure($0))
+        }
     }
 
     /// Queues a GetBalance; the worker answers everything queued with one
     /// round trip (see `BalanceReads`), through its relay.
     func enqueueBalanceRead(_ pending: PendingBalanceRead) {
-        admit(pending, to: \.balanceReads, full: "too many balance reads queued") { pending.completion(.failure($0)) }
+        admit(
+            pending, to: \.balanceReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
+            full: "too many balance reads queued"
+        ) { pending.completion(.failure($0)) }
     }
 
-    /// Appends `item` to `queue` unless `admissionRefusal` says no; then
-    /// `refuse` runs, outside the lock.
+    /// Appends `item` to `queue` unless `admissionRefusal` says no (counting
+    /// `alsoWaiting` answers not yet sent); then `refuse` runs, outside the lock.
     private func admit<Item>(
-        _ item: Item, to queue: ReferenceWritableKeyPath<StoreWorker, [Item]>, full: String,
+        _ item: Item, to queue: ReferenceWritableKeyPath<StoreWorker, [Item]>, alsoWaiting: Int, full: String,
         refuse: (LedgerError) -> Void
     ) {
         condition.lock()
         if let refusal = admissionRefusal(
-            queued: self[keyPath: queue].count, full: "\(full) (\(settings.queueDepthMax))")
+            queued: self[keyPath: queue].count + alsoWaiting, full: "\(full) (\(settings.queueDepthMax))")
         {
             condition.unlock()
             refuse(refusal)
@@ -418,8 +440,11 @@ final class StoreWorker: @unchecked Sendable {
             waitForMoreWrites()
             let readJobs = reads
             reads.removeAll()
-            let balanceBatch = balanceReads
-            balanceReads.removeAll(keepingCapacity: true)
+            // Capped like a write batch: one cycle's reads must not hold the
+            // lane's writes up for long.
+            let balanceCount = min(settings.batchSizeMax, balanceReads.count)
+            let balanceBatch = Array(balanceReads[..<balanceCount])
+            balanceReads.removeFirst(balanceCount)
             let createCount = min(settings.batchSizeMax, creates.count)
             let createBatch = Array(creates[..<createCount])
             creates.removeFirst(createCount)
@@ -600,7 +625,17 @@ final class StoreWorker: @unchecked Sendable {
         }
     }
 
-    private func runBalanceReads(_ batch: [PendingBalanceRead], on connection: PostgresConnection?) {
+    private func runBalanceReads(_ queued: [PendingBalanceRead], on connection: PostgresConnection?) {
+        // A read whose caller stopped waiting is answered so, not read.
+        let now = ContinuousClock.now
+        var expired: [@Sendable () -> Void] = []
+        let batch = queued.filter { read in
+            guard let deadline = read.deadline, deadline <= now else { return true }
+            expired.append { read.completion(.failure(.deadlineExceeded())) }
+            return false
+        }
+        relay.post(actions: expired)
+        guard !batch.isEmpty else { return }
         var results: [Result<[Balance], LedgerError>]
         if let connection {
             do {
