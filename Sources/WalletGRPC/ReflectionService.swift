@@ -1,3 +1,4 @@
+import Synchronization
 import WalletProto
 
 /// grpc.reflection.v1 and v1alpha ServerReflectionInfo: answers each request
@@ -10,6 +11,10 @@ package final class ReflectionService: Sendable {
 
     private let index: DescriptorIndex
     private let serviceNames: [String]
+    /// Open streams, each with what ends it: a client may hold a reflection
+    /// stream open for as long as it likes, and the server's drain must not
+    /// wait for it.
+    private let open = Mutex<(stopping: Bool, next: Int, enders: [Int: @Sendable () -> Void])>((false, 0, [:]))
 
     /// `serviceNames`: what list_services answers, e.g. "wallet.v1.Wallet".
     package init(serviceNames: [String], descriptorSet: [UInt8] = ReflectionService.generatedDescriptorSet) {
@@ -27,22 +32,47 @@ package final class ReflectionService: Sendable {
         Array(UnsafeBufferPointer(start: wallet_descriptor_set(), count: wallet_descriptor_set_size()))
     }
 
-    /// Serves one ServerReflectionInfo call until the client half-closes.
+    /// Ends every open stream with UNAVAILABLE, and any stream opened from
+    /// now on at once (the server is shutting down).
+    package func stopServing() {
+        let enders = open.withLock { open in
+            open.stopping = true
+            defer { open.enders = [:] }
+            return Array(open.enders.values)
+        }
+        for end in enders { end() }
+    }
+
+    /// Serves one ServerReflectionInfo call until the client half-closes
+    /// (or the server stops serving).
     package func serve(_ stream: some ServerStream) async {
+        let ending = StreamEnding(stream)
+        let shuttingDown = RPCStatus(code: RPCStatus.unavailableCode, message: "the server is shutting down")
+        let id: Int? = open.withLock { open in
+            guard !open.stopping else { return nil }
+            defer { open.next += 1 }
+            open.enders[open.next] = { ending.finish(shuttingDown) }
+            return open.next
+        }
+        guard let id else {
+            ending.finish(shuttingDown)
+            return
+        }
+        defer { _ = open.withLock { $0.enders.removeValue(forKey: id) } }
         // Files already sent on this stream are not sent again as
         // dependencies; a client keeps what it received.
         var sentFiles: Set<String> = []
         var answered = 0
         while let bytes = await stream.read() {
             guard answered < Self.requestsPerStreamMax else {
-                stream.finish(
+                ending.finish(
                     RPCStatus(
                         code: RPCStatus.resourceExhaustedCode,
                         message: "more than \(Self.requestsPerStreamMax) requests on one reflection stream"))
                 return
             }
             guard let request = ReflectionCoding.request(bytes) else {
-                stream.finish(
+                ending.finish(
                     RPCStatus(
                         code: RPCStatus.invalidArgumentCode,
                         message: "the request is not a valid ServerReflectionRequest"))
@@ -52,7 +82,7 @@ package final class ReflectionService: Sendable {
             answered += 1
             guard await stream.send(ReflectionCoding.response(answer, to: request)) else { break }
         }
-        stream.finish(nil)
+        ending.finish(nil)
     }
 
     func answer(_ question: ReflectionRequest.Question, sentFiles: inout Set<String>) -> ReflectionAnswer {
@@ -89,5 +119,20 @@ package final class ReflectionService: Sendable {
         let names = index.fileWithDependencies(name, excluding: sentFiles.subtracting([name]))
         sentFiles.formUnion(names)
         return .files(names.compactMap { index.files[$0] })
+    }
+}
+
+/// Ends a stream once: by its own handler or by a shutdown, whichever comes
+/// first (a call answered twice is a bug the transport traps on).
+private final class StreamEnding<Stream: ServerStream>: Sendable {
+    private let stream: Stream
+    private let ended = Atomic<Bool>(false)
+
+    init(_ stream: Stream) { self.stream = stream }
+
+    func finish(_ status: RPCStatus?) {
+        guard ended.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        stream.finish(status)
     }
 }

@@ -36,6 +36,7 @@ package final class WalletService: Sendable {
     /// are told and ended.
     package func stopServing() {
         health.stopServing()
+        reflection.stopServing()
     }
 
     /// Called on the transport's thread for a streaming method: hands the
@@ -197,7 +198,8 @@ package final class WalletServer: Sendable {
     package var port: Int { transport.port }
 
     /// Stops accepting calls and waits for in-flight ones to be answered;
-    /// Watch streams end at once with NOT_SERVING.
+    /// Watch streams end at once with NOT_SERVING, reflection streams with
+    /// UNAVAILABLE.
     package func shutdown(drainTimeoutMilliseconds: Int) {
         service.stopServing()
         transport.shutdown(drainTimeoutMilliseconds: drainTimeoutMilliseconds)

@@ -1,6 +1,8 @@
 """Health, unknown methods, garbage on the wire, migrate, SIGTERM."""
 import os
+import signal
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -97,6 +99,40 @@ def test_server_reflection_lists_and_describes_the_wallet_service(channel, versi
     files = [descriptor_pb2.FileDescriptorProto.FromString(v) for num, v in h.wire_fields(described[4]) if num == 1]
     services = {f.package + "." + s.name: {m.name for m in s.method} for f in files for s in f.service}
     assert services.get("wallet.v1.Wallet") == set(h.pb.DESCRIPTOR.services_by_name["Wallet"].methods_by_name)
+
+
+def test_an_open_reflection_stream_does_not_hold_shutdown(server_binary, database_url, workdir):
+    """A client may hold a reflection stream open as long as it likes (grpcurl
+    in a shell): SIGTERM ends it with UNAVAILABLE at once, and the server exits
+    well within its 30-second drain instead of waiting the drain out."""
+    import threading
+    server = conftest.Server(server_binary, database_url, os.path.join(workdir, "reflection-open.log"),
+                             extra_args=["--drain-timeout-ms", "30000"])
+    server.start()
+    try:
+        hold = threading.Event()
+
+        def requests():
+            yield h.wire_string(7, "")  # list_services, then stay open
+            hold.wait(60)
+
+        with grpc.insecure_channel(server.address) as ch:
+            call = ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+            answers = call(requests(), timeout=120)
+            first = next(answers)
+            assert 6 in dict(h.wire_fields(first)), "no list_services_response"
+            started = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(grpc.RpcError) as ei:
+                next(answers)
+            assert ei.value.code() == C.UNAVAILABLE, (ei.value.code(), ei.value.details())
+            code = server.proc.wait(timeout=60)
+            elapsed = time.monotonic() - started
+            hold.set()
+        assert code == 0, "exit %s; log:\n%s" % (code, server.log())
+        assert elapsed < 15, "exit took %.1f s: the open stream held the drain" % elapsed
+    finally:
+        server.kill()
 
 
 def test_a_flooded_wallet_gets_queue_full_and_nothing_is_recorded(server_binary, database_url, workdir,
