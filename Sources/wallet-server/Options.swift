@@ -146,7 +146,9 @@ struct Options {
             parts.append("batch size max \(batchSizeMax)")
             parts.append(
                 batchWaitMicroseconds > 0
-                    ? "batch wait \(batchWaitMicroseconds) us for \(batchWaitTarget)" : "batch wait off")
+                    // The worker caps the target at the batch size, and so does the log.
+                    ? "batch wait \(batchWaitMicroseconds) us for \(min(batchWaitTarget, batchSizeMax))"
+                    : "batch wait off")
         }
         return parts.joined(separator: ", ")
     }

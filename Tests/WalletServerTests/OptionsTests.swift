@@ -106,6 +106,10 @@ import WalletPostgres
             lanes.startupSummary
                 == "write mode lanes, pool 2, batch size max 64, batch wait \(StoreConfiguration.defaults.batchWaitMicroseconds) us for 16"
         )
+        // A wait target above the batch size is capped by the worker; the
+        // summary shows what the worker uses.
+        let capped = try parse(["--batch-size-max", "8", "--batch-wait-target", "32"])
+        #expect(capped.startupSummary.hasSuffix("us for 8"))
         let perRequest = try parse(["--write-mode", "per-request", "--pool-size", "9"])
         #expect(perRequest.startupSummary == "write mode per-request, pool 9")
     }
