@@ -33,7 +33,7 @@ package final class WalletService: Sendable {
     }
 
     /// Health answers NOT_SERVING from here on (drain); open Watch streams
-    /// are told and ended.
+    /// are told and ended, open reflection streams ended with UNAVAILABLE.
     package func stopServing() {
         health.stopServing()
         reflection.stopServing()

@@ -2,6 +2,7 @@
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import grpc
@@ -105,12 +106,11 @@ def test_an_open_reflection_stream_does_not_hold_shutdown(server_binary, databas
     """A client may hold a reflection stream open as long as it likes (grpcurl
     in a shell): SIGTERM ends it with UNAVAILABLE at once, and the server exits
     well within its 30-second drain instead of waiting the drain out."""
-    import threading
     server = conftest.Server(server_binary, database_url, os.path.join(workdir, "reflection-open.log"),
                              extra_args=["--drain-timeout-ms", "30000"])
     server.start()
+    hold = threading.Event()
     try:
-        hold = threading.Event()
 
         def requests():
             yield h.wire_string(7, "")  # list_services, then stay open
@@ -128,10 +128,10 @@ def test_an_open_reflection_stream_does_not_hold_shutdown(server_binary, databas
             assert ei.value.code() == C.UNAVAILABLE, (ei.value.code(), ei.value.details())
             code = server.proc.wait(timeout=60)
             elapsed = time.monotonic() - started
-            hold.set()
         assert code == 0, "exit %s; log:\n%s" % (code, server.log())
         assert elapsed < 15, "exit took %.1f s: the open stream held the drain" % elapsed
     finally:
+        hold.set()
         server.kill()
 
 

@@ -444,7 +444,11 @@ final class StoreWorker: @unchecked Sendable {
             // lane's writes up for long.
             let balanceCount = min(settings.batchSizeMax, balanceReads.count)
             let balanceBatch = Array(balanceReads[..<balanceCount])
-            balanceReads.removeFirst(balanceCount)
+            if balanceCount == balanceReads.count {
+                balanceReads.removeAll(keepingCapacity: true)
+            } else {
+                balanceReads.removeFirst(balanceCount)  // only past a full batch
+            }
             let createCount = min(settings.batchSizeMax, creates.count)
             let createBatch = Array(creates[..<createCount])
             creates.removeFirst(createCount)
