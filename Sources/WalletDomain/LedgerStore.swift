@@ -22,6 +22,10 @@ public protocol LedgerStore: Sendable {
         walletID: String, asset: String, deadline: ContinuousClock.Instant?,
         completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void)
     func transaction(id: String) async throws(LedgerError) -> TransactionRecord
+    /// `transaction` without a task, as `submitBalances`.
+    func submitTransaction(
+        id: String, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<TransactionRecord, LedgerError>) -> Void)
     /// Newest first; `before` is the cursor of the last row of the previous page.
     func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage
 }
@@ -51,6 +55,22 @@ extension LedgerStore {
         Task {
             do throws(LedgerError) {
                 completion(.success(try await balances(walletID: walletID, asset: asset)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+}
+
+extension LedgerStore {
+    /// For a store without a queue of its own: `transaction` on a new task.
+    public func submitTransaction(
+        id: String, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<TransactionRecord, LedgerError>) -> Void
+    ) {
+        Task {
+            do throws(LedgerError) {
+                completion(.success(try await transaction(id: id)))
             } catch {
                 completion(.failure(error))
             }

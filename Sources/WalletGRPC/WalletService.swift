@@ -55,7 +55,7 @@ package final class WalletService: Sendable {
         }
     }
 
-    /// Called on the transport's thread. A write or a GetBalance is decoded
+    /// Called on the transport's thread. A write, GetBalance or GetTransaction is decoded
     /// here (protobuf-c and validation, a few microseconds) and handed to the
     /// store, which answers from its own thread (a write once it is
     /// committed): no task and no continuation per call. A health check is
@@ -95,6 +95,20 @@ package final class WalletService: Sendable {
             store.submitBalances(walletID: walletID, asset: asset, deadline: deadline) { result in
                 switch result {
                 case .success(let balances): respond(.ok(Responses.balances(balances)))
+                case .failure(let error): respond(.failed(StatusMapping.status(error)))
+                }
+            }
+        case .getTransaction:
+            let id: String
+            do throws(LedgerError) {
+                id = try Requests.getTransaction(request)
+            } catch {
+                respond(.failed(StatusMapping.status(error)))
+                return
+            }
+            store.submitTransaction(id: id, deadline: deadline) { result in
+                switch result {
+                case .success(let record): respond(.ok(Responses.transaction(record)))
                 case .failure(let error): respond(.failed(StatusMapping.status(error)))
                 }
             }

@@ -456,6 +456,61 @@ import WalletPostgres
         }
     }
 
+    /// Transaction reads queued together are answered together, each with
+    /// its own record (and entries) or its own NOT_FOUND; a tombstone (an id
+    /// a Rollback saw first) is not found, as alone.
+    @Test func transactionReadsQueuedTogetherEachGetTheirOwnAnswer() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url, pool: 2)
+        defer { store.shutdown() }
+        try await Self.seed(store, wallets: (0..<5).map { "t\($0)" }, funds: 100)
+        let rolledBack = try await store.execute(
+            .rollback(try Rollback(transactionID: "rb-ghost", targetTransactionID: "ghost", metadata: [:])),
+            deadline: nil)
+        #expect(rolledBack.targetFound == false)
+        let ids = (0..<300).map { index in
+            switch index % 3 {
+            case 0: "fund-t\(index % 5)"
+            case 1: "missing-\(index)"
+            default: "ghost"
+            }
+        }
+        let answers = await withTaskGroup(of: (Int, Result<TransactionRecord, LedgerError>).self) { group in
+            for (index, id) in ids.enumerated() {
+                group.addTask {
+                    let result = await withCheckedContinuation { continuation in
+                        store.submitTransaction(id: id, deadline: nil) { continuation.resume(returning: $0) }
+                    }
+                    return (index, result)
+                }
+            }
+            var all: [Int: Result<TransactionRecord, LedgerError>] = [:]
+            for await (index, result) in group { all[index] = result }
+            return all
+        }
+        #expect(answers.count == ids.count)
+        for (index, result) in answers {
+            let id = ids[index]
+            switch result {
+            case .success(let record) where id.hasPrefix("fund-"):
+                #expect(record.id == id && record.kind == .credit && record.entries.count == 2)
+                #expect(record.walletID == "t\(index % 5)")
+            case .failure(let error) where !id.hasPrefix("fund-"):
+                #expect(error == .transactionNotFound(id))
+            default:
+                Issue.record("read \(index) (\(id)): unexpected \(result)")
+            }
+        }
+        let late = await withCheckedContinuation { continuation in
+            store.submitTransaction(id: "fund-t0", deadline: .now - .seconds(1)) { continuation.resume(returning: $0) }
+        }
+        guard case .failure(let error) = late else {
+            Issue.record("a read past its deadline was answered: \(late)")
+            return
+        }
+        #expect(error.code == .deadlineExceeded)
+    }
+
     /// A balance read still queued when its caller's deadline passes is
     /// answered DEADLINE_EXCEEDED, not read.
     @Test func aBalanceReadPastItsDeadlineIsAnsweredSo() async throws {

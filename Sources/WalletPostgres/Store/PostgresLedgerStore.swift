@@ -315,13 +315,20 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func transaction(id: String) async throws(LedgerError) -> TransactionRecord {
-        try await onWorker { connection in
-            let executor = BatchExecutor(connection: connection)
-            guard let record = try executor.loadTransactions([id])[id], record.kind != .tombstone else {
-                throw LedgerError.transactionNotFound(id)
-            }
-            return record
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<TransactionRecord, LedgerError>, Never>) in
+            submitTransaction(id: id, deadline: nil) { continuation.resume(returning: $0) }
         }
+        return try result.get()
+    }
+
+    /// Queued like a balance read (`submitBalances`), and answered with the
+    /// other transaction reads its worker has queued.
+    public func submitTransaction(
+        id: String, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<TransactionRecord, LedgerError>) -> Void
+    ) {
+        nextWorker().enqueueTransactionRead(PendingTransactionRead(id: id, deadline: deadline, completion: completion))
     }
 
     public func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage {

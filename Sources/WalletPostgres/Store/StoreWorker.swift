@@ -260,7 +260,7 @@ final class StoreWorker: @unchecked Sendable {
     private var writesHead = 0
     private var reads: [@Sendable (PostgresConnection?) -> Void] = []
     private var creates: [PendingCreate] = []
-    private var balanceReads: [PendingBalanceRead] = []
+    private var groupedReads: [GroupedRead] = []
     /// Queued (not yet taken into a batch) commands per queue key.
     private var queuedPerKey: [String: Int] = [:]
     private var started = false
@@ -310,19 +310,19 @@ final class StoreWorker: @unchecked Sendable {
             let queuedWrites = writes[writesHead...]
             let queuedCreates = creates
             let queuedReads = reads
-            let queuedBalanceReads = balanceReads
+            let queuedGroupedReads = groupedReads
             writes.removeAll()
             writesHead = 0
             queuedPerKey.removeAll()
             creates.removeAll()
             reads.removeAll()
-            balanceReads.removeAll()
+            groupedReads.removeAll()
             condition.unlock()
             let failure = LedgerError.unavailable("the server is shutting down; nothing was recorded")
             fail(queuedWrites, failure)
             for item in queuedCreates { item.completion(.failure(failure)) }
             for job in queuedReads { job(nil) }
-            for read in queuedBalanceReads { read.completion(.failure(failure)) }
+            for read in queuedGroupedReads { read.failure(failure)() }
             relay.stop()
             return
         }
@@ -384,8 +384,8 @@ final class StoreWorker: @unchecked Sendable {
     /// round trip (see `BalanceReads`), through its relay.
     func enqueueBalanceRead(_ pending: PendingBalanceRead) {
         admit(
-            pending, to: \.balanceReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
-            full: "too many balance reads queued"
+            .balance(pending), to: \.groupedReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
+            full: "too many reads queued"
         ) { pending.completion(.failure($0)) }
     }
 
@@ -425,10 +425,10 @@ final class StoreWorker: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while writes.count == writesHead, reads.isEmpty, creates.isEmpty, balanceReads.isEmpty, !stopping {
+            while writes.count == writesHead, reads.isEmpty, creates.isEmpty, groupedReads.isEmpty, !stopping {
                 condition.wait()
             }
-            if stopping, writes.count == writesHead, reads.isEmpty, creates.isEmpty, balanceReads.isEmpty {
+            if stopping, writes.count == writesHead, reads.isEmpty, creates.isEmpty, groupedReads.isEmpty {
                 stopped = true
                 condition.broadcast()
                 condition.unlock()
@@ -442,12 +442,12 @@ final class StoreWorker: @unchecked Sendable {
             reads.removeAll()
             // Capped like a write batch: one cycle's reads must not hold the
             // lane's writes up for long.
-            let balanceCount = min(settings.batchSizeMax, balanceReads.count)
-            let balanceBatch = Array(balanceReads[..<balanceCount])
-            if balanceCount == balanceReads.count {
-                balanceReads.removeAll(keepingCapacity: true)
+            let readCount = min(settings.batchSizeMax, groupedReads.count)
+            let readBatch = Array(groupedReads[..<readCount])
+            if readCount == groupedReads.count {
+                groupedReads.removeAll(keepingCapacity: true)
             } else {
-                balanceReads.removeFirst(balanceCount)  // only past a full batch
+                groupedReads.removeFirst(readCount)  // only past a full batch
             }
             let createCount = min(settings.batchSizeMax, creates.count)
             let createBatch = Array(creates[..<createCount])
@@ -473,7 +473,7 @@ final class StoreWorker: @unchecked Sendable {
 
             let live = ensureConnection()
             for job in readJobs { job(live) }
-            if !balanceBatch.isEmpty { runBalanceReads(balanceBatch, on: live) }
+            if !readBatch.isEmpty { runGroupedReads(readBatch, on: live) }
             if !createBatch.isEmpty { runCreates(createBatch) }
             if !batch.isEmpty {
                 settings.activity.running.add(1, ordering: .relaxed)
@@ -498,7 +498,7 @@ final class StoreWorker: @unchecked Sendable {
         guard settings.activity.running.load(ordering: .relaxed) > 0 else { return }
         let step = max(250, limit / 8)
         var waited = 0
-        while waited < limit, reads.isEmpty, creates.isEmpty, balanceReads.isEmpty, !stopping {
+        while waited < limit, reads.isEmpty, creates.isEmpty, groupedReads.isEmpty, !stopping {
             condition.unlock()
             usleep(UInt32(min(step, limit - waited)))
             condition.lock()
@@ -629,33 +629,61 @@ final class StoreWorker: @unchecked Sendable {
         }
     }
 
-    private func runBalanceReads(_ queued: [PendingBalanceRead], on connection: PostgresConnection?) {
+    private func runGroupedReads(_ queued: [GroupedRead], on connection: PostgresConnection?) {
         // A read whose caller stopped waiting is answered so, not read.
         let now = ContinuousClock.now
-        var expired: [@Sendable () -> Void] = []
-        let batch = queued.filter { read in
-            guard let deadline = read.deadline, deadline <= now else { return true }
-            expired.append { read.completion(.failure(.deadlineExceeded())) }
-            return false
-        }
-        relay.post(actions: expired)
-        guard !batch.isEmpty else { return }
-        var results: [Result<[Balance], LedgerError>]
-        if let connection {
-            do {
-                results = try BalanceReads.run(batch, on: connection)
-            } catch {
-                if connection.isConnected, connection.isInTransaction { _ = try? connection.executeScript("ROLLBACK") }
-                settings.log("\(name): \(batch.count) balance reads failed: \(error)")
-                let failure: LedgerError =
-                    error.isConnectionFailure
-                    ? .unavailable("the database is unreachable") : .internalError("storage error")
-                results = Array(repeating: .failure(failure), count: batch.count)
+        var answers: [@Sendable () -> Void] = []
+        var balances: [PendingBalanceRead] = []
+        var transactions: [PendingTransactionRead] = []
+        for read in queued {
+            if let deadline = read.deadline, deadline <= now {
+                answers.append(read.failure(.deadlineExceeded()))
+                continue
             }
-        } else {
-            results = Array(repeating: .failure(.unavailable("the database is unreachable")), count: batch.count)
+            switch read {
+            case .balance(let read): balances.append(read)
+            case .transaction(let read): transactions.append(read)
+            }
         }
-        relay.post(actions: zip(batch, results).map { item, result in { item.completion(result) } })
+        /// One group's answers, or every read of it failed alike.
+        func answer<Read, Answer: Sendable>(
+            _ reads: [Read], _ what: String, _ completion: (Read) -> @Sendable (Result<Answer, LedgerError>) -> Void,
+            _ run: (PostgresConnection) throws -> [Result<Answer, LedgerError>]
+        ) {
+            guard !reads.isEmpty else { return }
+            var results: [Result<Answer, LedgerError>]
+            if let connection {
+                do {
+                    results = try run(connection)
+                } catch {
+                    if connection.isConnected, connection.isInTransaction {
+                        _ = try? connection.executeScript("ROLLBACK")
+                    }
+                    settings.log("\(name): \(reads.count) \(what) failed: \(error)")
+                    let failure: LedgerError =
+                        (error as? PostgresError)?.isConnectionFailure == true
+                        ? .unavailable("the database is unreachable") : .internalError("storage error")
+                    results = Array(repeating: .failure(failure), count: reads.count)
+                }
+            } else {
+                results = Array(repeating: .failure(.unavailable("the database is unreachable")), count: reads.count)
+            }
+            for (read, result) in zip(reads, results) {
+                let complete = completion(read)
+                answers.append { complete(result) }
+            }
+        }
+        answer(balances, "balance reads", { $0.completion }) { try BalanceReads.run(balances, on: $0) }
+        answer(transactions, "transaction reads", { $0.completion }) { try TransactionReads.run(transactions, on: $0) }
+        relay.post(actions: answers)
+    }
+
+    /// Queues a GetTransaction, answered like a GetBalance (see `enqueueBalanceRead`).
+    func enqueueTransactionRead(_ pending: PendingTransactionRead) {
+        admit(
+            .transaction(pending), to: \.groupedReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
+            full: "too many reads queued"
+        ) { pending.completion(.failure($0)) }
     }
 
     private func runCreates(_ batch: [PendingCreate]) {

@@ -1,5 +1,51 @@
 import WalletDomain
 
+/// A read a worker answers in groups: everything of the kind it has queued
+/// with one round trip, through its relay (see `StoreWorker`).
+enum GroupedRead: Sendable {
+    case balance(PendingBalanceRead)
+    case transaction(PendingTransactionRead)
+
+    var deadline: ContinuousClock.Instant? {
+        switch self {
+        case .balance(let read): read.deadline
+        case .transaction(let read): read.deadline
+        }
+    }
+
+    /// Answers `error`, as a relay action.
+    func failure(_ error: LedgerError) -> @Sendable () -> Void {
+        switch self {
+        case .balance(let read): { read.completion(.failure(error)) }
+        case .transaction(let read): { read.completion(.failure(error)) }
+        }
+    }
+}
+
+/// A GetTransaction waiting on a worker.
+struct PendingTransactionRead: Sendable {
+    let id: String
+    let deadline: ContinuousClock.Instant?
+    let completion: @Sendable (Result<TransactionRecord, LedgerError>) -> Void
+}
+
+/// Answers every transaction read of a group with one round trip (the
+/// transactions and their entries, pipelined).
+enum TransactionReads {
+    static func run(_ reads: [PendingTransactionRead], on connection: PostgresConnection) throws
+        -> [Result<TransactionRecord, LedgerError>]
+    {
+        let found = try BatchExecutor(connection: connection).loadTransactions(Set(reads.map(\.id)))
+        return reads.map { read in
+            // A tombstone only reserves an id: to a reader it does not exist.
+            guard let record = found[read.id], record.kind != .tombstone else {
+                return .failure(.transactionNotFound(read.id))
+            }
+            return .success(record)
+        }
+    }
+}
+
 /// A GetBalance waiting on a worker.
 struct PendingBalanceRead: Sendable {
     let walletID: String
