@@ -30,47 +30,37 @@ public protocol LedgerStore: Sendable {
     func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage
 }
 
+/// For a store without a queue of its own: the submit methods run their
+/// async twin on a new task.
 extension LedgerStore {
-    /// For a store without a queue of its own: `execute` on a new task.
     public func submit(
         _ command: Command, deadline: ContinuousClock.Instant?,
         completion: @escaping @Sendable (Result<OperationResult, LedgerError>) -> Void
     ) {
-        Task {
-            do throws(LedgerError) {
-                completion(.success(try await execute(command, deadline: deadline)))
-            } catch {
-                completion(.failure(error))
-            }
-        }
+        onNewTask(completion) { () async throws(LedgerError) in try await execute(command, deadline: deadline) }
     }
-}
 
-extension LedgerStore {
-    /// For a store without a queue of its own: `balances` on a new task.
     public func submitBalances(
         walletID: String, asset: String, deadline: ContinuousClock.Instant?,
         completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void
     ) {
-        Task {
-            do throws(LedgerError) {
-                completion(.success(try await balances(walletID: walletID, asset: asset)))
-            } catch {
-                completion(.failure(error))
-            }
-        }
+        onNewTask(completion) { () async throws(LedgerError) in try await balances(walletID: walletID, asset: asset) }
     }
-}
 
-extension LedgerStore {
-    /// For a store without a queue of its own: `transaction` on a new task.
     public func submitTransaction(
         id: String, deadline: ContinuousClock.Instant?,
         completion: @escaping @Sendable (Result<TransactionRecord, LedgerError>) -> Void
     ) {
+        onNewTask(completion) { () async throws(LedgerError) in try await transaction(id: id) }
+    }
+
+    private func onNewTask<Value: Sendable>(
+        _ completion: @escaping @Sendable (Result<Value, LedgerError>) -> Void,
+        _ body: @escaping @Sendable () async throws(LedgerError) -> Value
+    ) {
         Task {
             do throws(LedgerError) {
-                completion(.success(try await transaction(id: id)))
+                completion(.success(try await body()))
             } catch {
                 completion(.failure(error))
             }

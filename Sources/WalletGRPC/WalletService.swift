@@ -68,59 +68,42 @@ package final class WalletService: Sendable {
             respond(.failed(RPCStatus(code: RPCStatus.unimplementedCode, message: "unknown method")))
             return
         }
-        switch method {
-        case .credit, .debit, .authorize, .settle, .rollback, .reverse, .transfer:
-            let command: Command
-            do throws(LedgerError) {
-                command = try Self.command(method, request)
-            } catch {
-                respond(.failed(StatusMapping.status(error)))
-                return
-            }
-            store.submit(command, deadline: deadline) { result in
-                switch result {
-                case .success(let outcome): respond(.ok(Responses.operation(outcome, method: method)))
-                case .failure(let error): respond(.failed(StatusMapping.status(error)))
-                }
-            }
-        case .getBalance:
-            let walletID: String
-            let asset: String
-            do throws(LedgerError) {
-                (walletID, asset) = try Requests.getBalance(request)
-            } catch {
-                respond(.failed(StatusMapping.status(error)))
-                return
-            }
-            store.submitBalances(walletID: walletID, asset: asset, deadline: deadline) { result in
-                switch result {
-                case .success(let balances): respond(.ok(Responses.balances(balances)))
-                case .failure(let error): respond(.failed(StatusMapping.status(error)))
-                }
-            }
-        case .getTransaction:
-            let id: String
-            do throws(LedgerError) {
-                id = try Requests.getTransaction(request)
-            } catch {
-                respond(.failed(StatusMapping.status(error)))
-                return
-            }
-            store.submitTransaction(id: id, deadline: deadline) { result in
-                switch result {
-                case .success(let record): respond(.ok(Responses.transaction(record)))
-                case .failure(let error): respond(.failed(StatusMapping.status(error)))
-                }
-            }
-        case .healthCheck:
-            do throws(LedgerError) {
+        // Only decoding throws here: a store answers through `completion`.
+        do throws(LedgerError) {
+            switch method {
+            case .credit, .debit, .authorize, .settle, .rollback, .reverse, .transfer:
+                store.submit(
+                    try Self.command(method, request), deadline: deadline,
+                    completion: Self.answer(respond) { Responses.operation($0, method: method) })
+            case .getBalance:
+                let (walletID, asset) = try Requests.getBalance(request)
+                store.submitBalances(
+                    walletID: walletID, asset: asset, deadline: deadline,
+                    completion: Self.answer(respond, Responses.balances))
+            case .getTransaction:
+                store.submitTransaction(
+                    id: try Requests.getTransaction(request), deadline: deadline,
+                    completion: Self.answer(respond, Responses.transaction))
+            case .healthCheck:
                 respond(.ok(try healthCheck(request)))
-            } catch {
-                respond(.failed(StatusMapping.status(error)))
+            default:
+                Task {
+                    respond(await self.dispatch(method, request, deadline: deadline))
+                }
             }
-        default:
-            Task {
-                respond(await self.dispatch(method, request, deadline: deadline))
+        } catch {
+            respond(.failed(StatusMapping.status(error)))
+        }
+    }
+
+    /// A store's completion that sends the encoded answer, or the error's status.
+    private static func answer<Value>(
+        _ respond: @escaping @Sendable (RPCResult) -> Void, _ encode: @escaping @Sendable (Value) -> [UInt8]
+    ) -> @Sendable (Result<Value, LedgerError>) -> Void {
+        { result in
+            switch result {
+            case .success(let value): respond(.ok(encode(value)))
+            case .failure(let error): respond(.failed(StatusMapping.status(error)))
             }
         }
     }

@@ -187,9 +187,16 @@ public final class PostgresLedgerStore: LedgerStore {
     public func execute(_ command: Command, deadline: ContinuousClock.Instant?) async throws(LedgerError)
         -> OperationResult
     {
+        try await answer { submit(command, deadline: deadline, completion: $0) }
+    }
+
+    /// Waits for the one answer `start` arranges (a queued item's completion).
+    private func answer<Value: Sendable>(
+        _ start: (@escaping @Sendable (Result<Value, LedgerError>) -> Void) -> Void
+    ) async throws(LedgerError) -> Value {
         let result = await withCheckedContinuation {
-            (continuation: CheckedContinuation<Result<OperationResult, LedgerError>, Never>) in
-            submit(command, deadline: deadline) { continuation.resume(returning: $0) }
+            (continuation: CheckedContinuation<Result<Value, LedgerError>, Never>) in
+            start { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
@@ -261,11 +268,7 @@ public final class PostgresLedgerStore: LedgerStore {
         // Queued on the wallet's lane and created with whatever else is
         // queued there, in one transaction.
         let lane = worker(for: request.walletID)
-        let result = await withCheckedContinuation {
-            (continuation: CheckedContinuation<Result<(wallet: WalletRecord, created: Bool), LedgerError>, Never>) in
-            lane.enqueueCreate(PendingCreate(request: request) { continuation.resume(returning: $0) })
-        }
-        return try result.get()
+        return try await answer { lane.enqueueCreate(PendingCreate(request: request, completion: $0)) }
     }
 
     public func defineAsset(_ request: DefineAsset) async throws(LedgerError) -> (asset: Asset, created: Bool) {
@@ -296,11 +299,7 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func balances(walletID: String, asset: String) async throws(LedgerError) -> [Balance] {
-        let result = await withCheckedContinuation {
-            (continuation: CheckedContinuation<Result<[Balance], LedgerError>, Never>) in
-            submitBalances(walletID: walletID, asset: asset, deadline: nil) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await answer { submitBalances(walletID: walletID, asset: asset, deadline: nil, completion: $0) }
     }
 
     /// Queues the read on a worker (any: reads need no order), which answers
@@ -315,11 +314,7 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func transaction(id: String) async throws(LedgerError) -> TransactionRecord {
-        let result = await withCheckedContinuation {
-            (continuation: CheckedContinuation<Result<TransactionRecord, LedgerError>, Never>) in
-            submitTransaction(id: id, deadline: nil) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await answer { submitTransaction(id: id, deadline: nil, completion: $0) }
     }
 
     /// Queued like a balance read (`submitBalances`), and answered with the

@@ -81,6 +81,41 @@ func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
     thread.start()
 }
 
+/// The one thread a relay or a worker runs its loop on, with the lock its
+/// owner keeps its state under: whether the thread was started, and which
+/// thread it is (a stop called from that thread must not wait for it).
+/// `@unchecked Sendable`: both are only touched with `lock` locked.
+final class LoopThread: @unchecked Sendable {
+    let lock = NSCondition()
+    private var started = false
+    private var thread: pthread_t?
+
+    func start(named name: String, _ body: @escaping @Sendable () -> Void) {
+        lock.lock()
+        started = true
+        lock.unlock()
+        startThread(named: name) { [self] in
+            lock.lock()
+            thread = pthread_self()
+            lock.unlock()
+            body()
+        }
+    }
+
+    /// Under the lock.
+    var wasStarted: Bool { started }
+
+    /// Under the lock: waits (releasing it meanwhile) until `done`, unless
+    /// the caller is the loop's own thread, which cannot wait for itself
+    /// (then false, at once).
+    @discardableResult
+    func wait(until done: () -> Bool) -> Bool {
+        if let thread, pthread_equal(thread, pthread_self()) != 0 { return false }
+        while !done() { lock.wait() }
+        return true
+    }
+}
+
 /// Answers a worker's committed commands on a thread of their own. The lane
 /// thread hands over a whole batch's answers at once (one wake-up per batch)
 /// and goes on to the next batch; the answers (encoding a response and
@@ -109,12 +144,9 @@ final class CompletionRelay: @unchecked Sendable {
         }
     }
 
-    private let condition = NSCondition()
+    private let loop = LoopThread()
+    private var condition: NSCondition { loop.lock }
     private var queued: [Item] = []
-    private var started = false
-    /// The relay's own thread, once it runs (a stop from a delivery must not
-    /// wait for itself).
-    private var thread: pthread_t?
     private var stopping = false
     private var stopped = false
     /// Write answers posted and not yet delivered. The worker counts them
@@ -136,15 +168,7 @@ final class CompletionRelay: @unchecked Sendable {
     private func uncount(_ item: Item) { count(item, -1) }
 
     func start(name: String) {
-        condition.lock()
-        started = true
-        condition.unlock()
-        startThread(named: name) { [self] in
-            condition.lock()
-            thread = pthread_self()
-            condition.unlock()
-            run()
-        }
+        loop.start(named: name) { [self] in run() }
     }
 
     /// Queues `deliveries` in order; after `stop`, runs them on the caller's
@@ -179,7 +203,7 @@ final class CompletionRelay: @unchecked Sendable {
         condition.lock()
         stopping = true
         condition.broadcast()
-        if !started {
+        if !loop.wasStarted {
             stopped = true
             let rest = queued
             queued.removeAll()
@@ -190,11 +214,7 @@ final class CompletionRelay: @unchecked Sendable {
             }
             return
         }
-        if let thread, pthread_equal(thread, pthread_self()) != 0 {
-            condition.unlock()
-            return
-        }
-        while !stopped { condition.wait() }
+        loop.wait { stopped }
         condition.unlock()
     }
 
@@ -255,7 +275,8 @@ final class StoreWorker: @unchecked Sendable {
     }
 
     private let settings: Settings
-    private let condition = NSCondition()
+    private let loop = LoopThread()
+    private var condition: NSCondition { loop.lock }
     private var writes: [PendingCommand] = []
     private var writesHead = 0
     private var reads: [@Sendable (PostgresConnection?) -> Void] = []
@@ -263,9 +284,6 @@ final class StoreWorker: @unchecked Sendable {
     private var groupedReads: [GroupedRead] = []
     /// Queued (not yet taken into a batch) commands per queue key.
     private var queuedPerKey: [String: Int] = [:]
-    private var started = false
-    /// The worker's own thread, once it runs (see `stop`).
-    private var thread: pthread_t?
     private var stopping = false
     private var stopped = false
     private let name: String
@@ -285,16 +303,8 @@ final class StoreWorker: @unchecked Sendable {
     }
 
     func start() {
-        condition.lock()
-        started = true
-        condition.unlock()
         relay.start(name: relayName)
-        startThread(named: name) { [self] in
-            condition.lock()
-            thread = pthread_self()
-            condition.unlock()
-            run()
-        }
+        loop.start(named: name) { [self] in run() }
     }
 
     /// Drains what is queued and answers it, then ends the threads. Never
@@ -305,7 +315,7 @@ final class StoreWorker: @unchecked Sendable {
         condition.lock()
         stopping = true
         condition.broadcast()
-        if !started {
+        if !loop.wasStarted {
             stopped = true
             let queuedWrites = writes[writesHead...]
             let queuedCreates = creates
@@ -326,13 +336,10 @@ final class StoreWorker: @unchecked Sendable {
             relay.stop()
             return
         }
-        if let thread, pthread_equal(thread, pthread_self()) != 0 {
-            condition.unlock()
-            return
-        }
-        while !stopped { condition.wait() }
+        let waited = loop.wait { stopped }
         condition.unlock()
-        relay.stop()
+        // From the worker's own thread: its loop stops the relay on the way out.
+        if waited { relay.stop() }
     }
 
     func enqueue(_ pending: PendingCommand) {
