@@ -282,9 +282,11 @@ package final class PostgresConnection {
         return value
     }
 
-    /// Best effort: if the connection is gone the server has already rolled
-    /// back, and the original error is the one worth reporting.
-    private func rollbackQuietly() {
+    /// Rolls back an open transaction, if any (after a failure, so that the
+    /// session is not left in one). Best effort: if the connection is gone
+    /// the server has already rolled back, and the original error is the one
+    /// worth reporting.
+    package func rollbackQuietly() {
         guard isInTransaction else { return }
         _ = try? executeScript("ROLLBACK")
     }

@@ -100,8 +100,7 @@ struct BatchExecutor {
     }
 
     private func rollback() {
-        guard connection.isConnected, connection.isInTransaction else { return }
-        _ = try? connection.executeScript("ROLLBACK")
+        connection.rollbackQuietly()
     }
 
     /// `now` is a fallback: the batch uses the database's clock, read after

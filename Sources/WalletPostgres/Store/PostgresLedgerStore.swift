@@ -239,24 +239,14 @@ public final class PostgresLedgerStore: LedgerStore {
                 }
                 // A read that failed inside its own BEGIN must not leave the
                 // worker's session in a transaction.
-                defer {
-                    if connection.isConnected, connection.isInTransaction {
-                        _ = try? connection.executeScript("ROLLBACK")
-                    }
-                }
+                defer { connection.rollbackQuietly() }
                 do {
                     continuation.resume(returning: .success(try body(connection)))
                 } catch let error as LedgerError {
                     continuation.resume(returning: .failure(error))
-                } catch let error as PostgresError {
-                    log("read failed: \(error)")
-                    continuation.resume(
-                        returning: .failure(
-                            error.isConnectionFailure
-                                ? .unavailable("the database is unreachable") : .internalError("storage error")))
                 } catch {
                     log("read failed: \(error)")
-                    continuation.resume(returning: .failure(.internalError("storage error")))
+                    continuation.resume(returning: .failure(.readFailure(error)))
                 }
             }
         }

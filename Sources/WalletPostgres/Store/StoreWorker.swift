@@ -663,14 +663,9 @@ final class StoreWorker: @unchecked Sendable {
                 do {
                     results = try run(connection)
                 } catch {
-                    if connection.isConnected, connection.isInTransaction {
-                        _ = try? connection.executeScript("ROLLBACK")
-                    }
+                    connection.rollbackQuietly()
                     settings.log("\(name): \(reads.count) \(what) failed: \(error)")
-                    let failure: LedgerError =
-                        (error as? PostgresError)?.isConnectionFailure == true
-                        ? .unavailable("the database is unreachable") : .internalError("storage error")
-                    results = Array(repeating: .failure(failure), count: reads.count)
+                    results = Array(repeating: .failure(.readFailure(error)), count: reads.count)
                 }
             } else {
                 results = Array(repeating: .failure(.unavailable("the database is unreachable")), count: reads.count)
@@ -703,7 +698,7 @@ final class StoreWorker: @unchecked Sendable {
                 batch.map(\.request), on: connection, now: RowCoding.microseconds())
             for (item, result) in zip(batch, results) { item.completion(result) }
         } catch {
-            if connection.isConnected, connection.isInTransaction { _ = try? connection.executeScript("ROLLBACK") }
+            connection.rollbackQuietly()
             settings.log("\(name): creating \(batch.count) wallets failed: \(error)")
             // Creating a wallet is idempotent: a retry finds it if the commit
             // went through.
