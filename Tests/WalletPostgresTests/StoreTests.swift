@@ -454,6 +454,7 @@ import WalletPostgres
                 Issue.record("read \(index) (w\(walletNumber), '\(asset)'): unexpected \(result)")
             }
         }
+        try Self.expectClean(url)
     }
 
     /// Transaction reads queued together are answered together, each with
@@ -509,6 +510,7 @@ import WalletPostgres
             return
         }
         #expect(error.code == .deadlineExceeded)
+        try Self.expectClean(url)
     }
 
     /// A balance read still queued when its caller's deadline passes is
@@ -534,6 +536,7 @@ import WalletPostgres
             }
         }
         #expect((try? inTime.get())?.first?.available == 100)
+        try Self.expectClean(url)
     }
 
     /// A worker's generic plans are made at a statement's first execution,
