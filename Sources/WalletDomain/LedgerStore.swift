@@ -28,6 +28,10 @@ public protocol LedgerStore: Sendable {
         completion: @escaping @Sendable (Result<TransactionRecord, LedgerError>) -> Void)
     /// Newest first; `before` is the cursor of the last row of the previous page.
     func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage
+    /// `history` without a task, as `submitBalances`.
+    func submitHistory(
+        walletID: String, limit: Int, before: Int64?, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<HistoryPage, LedgerError>) -> Void)
 }
 
 /// For a store without a queue of its own: the submit methods run their
@@ -52,6 +56,15 @@ extension LedgerStore {
         completion: @escaping @Sendable (Result<TransactionRecord, LedgerError>) -> Void
     ) {
         onNewTask(completion) { () async throws(LedgerError) in try await transaction(id: id) }
+    }
+
+    public func submitHistory(
+        walletID: String, limit: Int, before: Int64?, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<HistoryPage, LedgerError>) -> Void
+    ) {
+        onNewTask(completion) { () async throws(LedgerError) in
+            try await history(walletID: walletID, limit: limit, before: before)
+        }
     }
 
     private func onNewTask<Value: Sendable>(

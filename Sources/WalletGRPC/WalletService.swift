@@ -55,11 +55,12 @@ package final class WalletService: Sendable {
         }
     }
 
-    /// Called on the transport's thread. A write, GetBalance or GetTransaction is decoded
-    /// here (protobuf-c and validation, a few microseconds) and handed to the
-    /// store, which answers from its own thread (a write once it is
-    /// committed): no task and no continuation per call. A health check is
-    /// answered here. Everything else goes to a task at once.
+    /// Called on the transport's thread. A write or a read (GetBalance,
+    /// GetTransaction, ListTransactions) is decoded here (protobuf-c and
+    /// validation, a few microseconds) and handed to the store, which
+    /// answers from its own thread (a write once it is committed): no task
+    /// and no continuation per call. A health check is answered here.
+    /// Everything else (CreateWallet, DefineAsset) goes to a task at once.
     package func handle(
         methodIndex: Int, request: [UInt8], deadline: ContinuousClock.Instant?,
         respond: @escaping @Sendable (RPCResult) -> Void
@@ -84,6 +85,18 @@ package final class WalletService: Sendable {
                 store.submitTransaction(
                     id: try Requests.getTransaction(request), deadline: deadline,
                     completion: Self.answer(respond, Responses.transaction))
+            case .listTransactions:
+                let (walletID, pageSize, token) = try Requests.listTransactions(request)
+                let cursor = token.isEmpty ? nil : try pageTokens.decode(token, walletID: walletID)
+                let pageTokens = pageTokens
+                store.submitHistory(
+                    walletID: walletID, limit: pageSize, before: cursor, deadline: deadline,
+                    completion: Self.answer(respond) { page in
+                        Responses.history(
+                            page.transactions,
+                            nextPageToken: page.nextCursor.map { pageTokens.encode(walletID: walletID, cursor: $0) }
+                                ?? "")
+                    })
             case .healthCheck:
                 respond(.ok(try healthCheck(request)))
             default:

@@ -513,6 +513,93 @@ import WalletPostgres
         try Self.expectClean(url)
     }
 
+    /// History pages queued together are answered together (one statement
+    /// finds every page's positions, each with its own LIMIT); each is still
+    /// the page a read alone would get: its own wallet's rows newest first,
+    /// a cursor only when more rows exist, or its own NOT_FOUND.
+    @Test func historyPagesQueuedTogetherEachGetTheirOwnPage() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url, pool: 2)
+        defer { store.shutdown() }
+        let counts = ["h0": 0, "h1": 7, "h2": 25, "h3": 3]
+        try await Self.seed(store, wallets: counts.keys.sorted())
+        var newestFirst: [String: [String]] = [:]
+        for (wallet, count) in counts {
+            for index in 0..<count {
+                _ = try await store.execute(
+                    .credit(
+                        try Credit(
+                            transactionID: "\(wallet)-\(index)", walletID: wallet, asset: "USD", amount: 1, bucket: "",
+                            metadata: [:])),
+                    deadline: nil)
+            }
+            newestFirst[wallet] = (0..<count).reversed().map { "\(wallet)-\($0)" }
+        }
+        typealias Ask = (wallet: String, limit: Int, before: Int64?)
+        func pages(_ asks: [Ask]) async -> [Int: Result<HistoryPage, LedgerError>] {
+            await withTaskGroup(of: (Int, Result<HistoryPage, LedgerError>).self) { group in
+                for (index, ask) in asks.enumerated() {
+                    group.addTask {
+                        let result = await withCheckedContinuation { continuation in
+                            store.submitHistory(
+                                walletID: ask.wallet, limit: ask.limit, before: ask.before, deadline: nil
+                            ) { continuation.resume(returning: $0) }
+                        }
+                        return (index, result)
+                    }
+                }
+                var all: [Int: Result<HistoryPage, LedgerError>] = [:]
+                for await (index, result) in group { all[index] = result }
+                return all
+            }
+        }
+        var firstAsks: [Ask] = []
+        for _ in 0..<4 {
+            for wallet in counts.keys.sorted() + ["nobody"] {
+                for limit in [1, 3, 10, 50] { firstAsks.append((wallet, limit, nil)) }
+            }
+        }
+        let firsts = await pages(firstAsks)
+        #expect(firsts.count == firstAsks.count)
+        var secondAsks: [Ask] = []
+        for (index, result) in firsts {
+            let ask = firstAsks[index]
+            guard let expected = newestFirst[ask.wallet] else {
+                #expect(throws: LedgerError.walletNotFound(ask.wallet)) { try result.get() }
+                continue
+            }
+            guard case .success(let page) = result else {
+                Issue.record("page \(index) (\(ask)): \(result)")
+                continue
+            }
+            #expect(page.transactions.map(\.id) == Array(expected.prefix(ask.limit)), "\(ask)")
+            #expect((page.nextCursor != nil) == (expected.count > ask.limit), "\(ask)")
+            if let cursor = page.nextCursor { secondAsks.append((ask.wallet, ask.limit, cursor)) }
+        }
+        #expect(!secondAsks.isEmpty)
+        for (index, result) in await pages(secondAsks) {
+            let ask = secondAsks[index]
+            let expected = Array((newestFirst[ask.wallet] ?? []).dropFirst(ask.limit))
+            guard case .success(let page) = result else {
+                Issue.record("second page \(index) (\(ask)): \(result)")
+                continue
+            }
+            #expect(page.transactions.map(\.id) == Array(expected.prefix(ask.limit)), "\(ask)")
+            #expect((page.nextCursor != nil) == (expected.count > ask.limit), "\(ask)")
+        }
+        let late = await withCheckedContinuation { continuation in
+            store.submitHistory(walletID: "h2", limit: 5, before: nil, deadline: .now - .seconds(1)) {
+                continuation.resume(returning: $0)
+            }
+        }
+        guard case .failure(let error) = late else {
+            Issue.record("a read past its deadline was answered: \(late)")
+            return
+        }
+        #expect(error.code == .deadlineExceeded)
+        try Self.expectClean(url)
+    }
+
     /// A balance read still queued when its caller's deadline passes is
     /// answered DEADLINE_EXCEEDED, not read.
     @Test func aBalanceReadPastItsDeadlineIsAnsweredSo() async throws {
@@ -594,7 +681,15 @@ import WalletPostgres
                 ("update_chain_heads", [text, number, bytes].joined(separator: ", ")),
                 ("replace_transactions", transactionRow.joined(separator: ", ")),
             ]
-        for (name, arguments) in statements {
+        // History pages: wallets, cursors, limits.
+        _ = try connection.pipeline([
+            (
+                "load_history_pages",
+                [keys, PostgresBinaryArray.int64([10, 20]), PostgresBinaryArray.int32([5, 5])]
+            )
+        ])
+        let pageArguments = "'{a,b}', '{10,20}', '{5,5}'"
+        for (name, arguments) in statements + [("load_history_pages", pageArguments)] {
             let plan = try connection.execute("EXPLAIN EXECUTE \(name)(\(arguments))")
             let lines = (0..<plan.rowCount).map { plan.string(row: $0, column: 0) ?? "" }
             for bad in ["Hash Join", "Merge Join", "Seq Scan"] {

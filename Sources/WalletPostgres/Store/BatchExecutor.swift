@@ -484,6 +484,19 @@ package enum Statements {
             FROM wallets WHERE wallet_id = ANY($1::text[])
             """)
         connection.prepare("load_wallet_ids", "SELECT wallet_id FROM wallets WHERE wallet_id = ANY($1::text[])")
+        // History pages (ListTransactions), many at once: each row of the
+        // arrays is one page (its wallet, the cursor it starts below, its
+        // LIMIT), answered newest first through the wallet's history index.
+        connection.prepare(
+            "load_history_pages",
+            """
+            SELECT u.ordinal, h.position, h.transaction_id
+            FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS u(wallet_id, before, take, ordinal),
+                LATERAL (SELECT w.position, w.transaction_id FROM wallet_history w
+                         WHERE w.wallet_id = u.wallet_id AND w.position < u.before
+                         ORDER BY w.position DESC LIMIT u.take) h
+            ORDER BY u.ordinal, h.position DESC
+            """)
         connection.prepare("load_asset_codes", "SELECT code FROM assets WHERE code = ANY($1::text[])")
         connection.prepare(
             "load_balances", "SELECT wallet_id, asset, bucket, posted FROM balances WHERE wallet_id = ANY($1::text[])")

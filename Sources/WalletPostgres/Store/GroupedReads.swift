@@ -5,11 +5,23 @@ import WalletDomain
 enum GroupedRead: Sendable {
     case balance(PendingBalanceRead)
     case transaction(PendingTransactionRead)
+    case history(PendingHistoryRead)
 
     var deadline: ContinuousClock.Instant? {
         switch self {
         case .balance(let read): read.deadline
         case .transaction(let read): read.deadline
+        case .history(let read): read.deadline
+        }
+    }
+
+    /// The rows the read may bring back, which a cycle's reads share a
+    /// budget of (see `StoreWorker`): a page of a thousand transactions
+    /// weighs what a thousand balances do.
+    var weight: Int {
+        switch self {
+        case .balance, .transaction: 1
+        case .history(let read): read.limit + 1
         }
     }
 
@@ -18,6 +30,7 @@ enum GroupedRead: Sendable {
         switch self {
         case .balance(let read): { read.completion(.failure(error)) }
         case .transaction(let read): { read.completion(.failure(error)) }
+        case .history(let read): { read.completion(.failure(error)) }
         }
     }
 }
@@ -108,6 +121,71 @@ enum BalanceReads {
             }
             let codes = read.asset.isEmpty ? (assetsOfWallet[read.walletID] ?? []).sorted() : [read.asset]
             return .success(codes.map { state.balance(walletID: read.walletID, asset: $0, now: now) })
+        }
+    }
+}
+
+/// A ListTransactions page waiting on a worker.
+struct PendingHistoryRead: Sendable {
+    let walletID: String
+    let limit: Int
+    /// The cursor of the previous page's last row; nil for the first page.
+    let before: Int64?
+    let deadline: ContinuousClock.Instant?
+    let completion: @Sendable (Result<HistoryPage, LedgerError>) -> Void
+}
+
+/// Answers every history page a worker has queued with two round trips
+/// and one snapshot: the pages' positions (each page its own `LIMIT`,
+/// through one statement), then their transactions and entries. Each page
+/// is the one a read alone would get: newest first, `limit` rows, and a
+/// cursor when a row beyond them exists.
+enum HistoryReads {
+    static func run(_ reads: [PendingHistoryRead], on connection: PostgresConnection) throws
+        -> [Result<HistoryPage, LedgerError>]
+    {
+        let walletIDs = reads.map(\.walletID)
+        let first = try connection.pipeline([
+            ("begin_snapshot", []),
+            ("load_wallet_ids", [PostgresBinaryArray.text(Array(Set(walletIDs)).sorted())]),
+            (
+                "load_history_pages",
+                [
+                    PostgresBinaryArray.text(walletIDs), PostgresBinaryArray.int64(reads.map { $0.before ?? .max }),
+                    // One row more than asked: its presence says there is a next page.
+                    PostgresBinaryArray.int32(reads.map { Int32(clamping: $0.limit + 1) }),
+                ]
+            ),
+        ])
+        var existing = Set<String>()
+        for row in 0..<first[1].rowCount { existing.insert(first[1].string(row: row, column: 0) ?? "") }
+        // Rows come page by page (`ordinal`, from 1), newest first within a page.
+        var positions = Array(repeating: [(position: Int64, id: String)](), count: reads.count)
+        let pages = first[2]
+        for row in 0..<pages.rowCount {
+            let page = Int(pages.int64(row: row, column: 0) ?? 0) - 1
+            guard positions.indices.contains(page) else { continue }
+            positions[page].append(
+                (pages.int64(row: row, column: 1) ?? 0, pages.string(row: row, column: 2) ?? ""))
+        }
+        let ids = Set(positions.joined().map(\.id))
+        var records: [String: TransactionRecord] = [:]
+        if ids.isEmpty {
+            _ = try connection.pipeline([(name: "commit", parameters: [PostgresParameter]())])
+        } else {
+            let parameter = PostgresBinaryArray.text(ids.sorted())
+            let second = try connection.pipeline([
+                ("load_transactions", [parameter]), ("load_entries", [parameter]), ("commit", []),
+            ])
+            records = BatchExecutor.transactions(second[0], entries: second[1])
+        }
+        return zip(reads, positions).map { read, rows in
+            guard existing.contains(read.walletID) else { return .failure(.walletNotFound(read.walletID)) }
+            let page = rows.prefix(read.limit)
+            return .success(
+                HistoryPage(
+                    transactions: page.compactMap { records[$0.id] },
+                    nextCursor: rows.count > read.limit ? page.last?.position : nil))
         }
     }
 }

@@ -317,25 +317,20 @@ public final class PostgresLedgerStore: LedgerStore {
     }
 
     public func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage {
-        try await onWorker { connection in
-            let wallet = try connection.execute("SELECT 1 FROM wallets WHERE wallet_id = $1", [walletID])
-            guard wallet.rowCount == 1 else { throw LedgerError.walletNotFound(walletID) }
-            let rows = try connection.execute(
-                """
-                SELECT position, transaction_id FROM wallet_history
-                WHERE wallet_id = $1 AND position < $2 ORDER BY position DESC LIMIT $3
-                """, [walletID, String(before ?? Int64.max), String(limit + 1)])
-            var positions: [(Int64, String)] = []
-            for row in 0..<rows.rowCount {
-                positions.append((rows.int64(row: row, column: 0) ?? 0, rows.string(row: row, column: 1) ?? ""))
-            }
-            let more = positions.count > limit
-            if more { positions.removeLast() }
-            let records = try BatchExecutor(connection: connection).loadTransactions(Set(positions.map(\.1)))
-            return HistoryPage(
-                transactions: positions.compactMap { records[$0.1] },
-                nextCursor: more ? positions.last?.0 : nil)
+        try await answer {
+            submitHistory(walletID: walletID, limit: limit, before: before, deadline: nil, completion: $0)
         }
+    }
+
+    /// Queued like a balance read (`submitBalances`), and answered with the
+    /// other history pages its worker has queued.
+    public func submitHistory(
+        walletID: String, limit: Int, before: Int64?, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<HistoryPage, LedgerError>) -> Void
+    ) {
+        nextWorker().enqueueHistoryRead(
+            PendingHistoryRead(
+                walletID: walletID, limit: limit, before: before, deadline: deadline, completion: completion))
     }
 
     /// Open holds past their expiry, oldest first, for the sweeper.

@@ -447,9 +447,9 @@ final class StoreWorker: @unchecked Sendable {
             waitForMoreWrites()
             let readJobs = reads
             reads.removeAll()
-            // Capped like a write batch: one cycle's reads must not hold the
-            // lane's writes up for long.
-            let readCount = min(settings.batchSizeMax, groupedReads.count)
+            // Capped: one cycle's reads must not hold the lane's writes up
+            // for long.
+            let readCount = Self.groupedReadsToTake(groupedReads, budget: settings.batchSizeMax * 8)
             let readBatch = Array(groupedReads[..<readCount])
             if readCount == groupedReads.count {
                 groupedReads.removeAll(keepingCapacity: true)
@@ -488,6 +488,20 @@ final class StoreWorker: @unchecked Sendable {
                 settings.activity.running.subtract(1, ordering: .relaxed)
             }
         }
+    }
+
+    /// How many of the queued reads one cycle answers: in order, as long as
+    /// their weights (the rows they may bring back) fit in `budget`, and at
+    /// least one (a page larger than the budget still gets its turn).
+    static func groupedReadsToTake(_ queued: [GroupedRead], budget: Int) -> Int {
+        var count = 0
+        var weight = 0
+        for read in queued {
+            weight += read.weight
+            if count > 0, weight > budget { break }
+            count += 1
+        }
+        return count
     }
 
     /// Under the lock. A batch smaller than the target waits, in steps of
@@ -642,6 +656,7 @@ final class StoreWorker: @unchecked Sendable {
         var answers: [@Sendable () -> Void] = []
         var balances: [PendingBalanceRead] = []
         var transactions: [PendingTransactionRead] = []
+        var histories: [PendingHistoryRead] = []
         for read in queued {
             if let deadline = read.deadline, deadline <= now {
                 answers.append(read.failure(.deadlineExceeded()))
@@ -650,6 +665,7 @@ final class StoreWorker: @unchecked Sendable {
             switch read {
             case .balance(let read): balances.append(read)
             case .transaction(let read): transactions.append(read)
+            case .history(let read): histories.append(read)
             }
         }
         /// One group's answers, or every read of it failed alike.
@@ -677,6 +693,7 @@ final class StoreWorker: @unchecked Sendable {
         }
         answer(balances, "balance reads", { $0.completion }) { try BalanceReads.run(balances, on: $0) }
         answer(transactions, "transaction reads", { $0.completion }) { try TransactionReads.run(transactions, on: $0) }
+        answer(histories, "history reads", { $0.completion }) { try HistoryReads.run(histories, on: $0) }
         relay.post(actions: answers)
     }
 
@@ -684,6 +701,15 @@ final class StoreWorker: @unchecked Sendable {
     func enqueueTransactionRead(_ pending: PendingTransactionRead) {
         admit(
             .transaction(pending), to: \.groupedReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
+            full: "too many reads queued"
+        ) { pending.completion(.failure($0)) }
+    }
+
+    /// Queues a ListTransactions page, answered like a GetBalance (see
+    /// `enqueueBalanceRead`) with the other pages its worker has queued.
+    func enqueueHistoryRead(_ pending: PendingHistoryRead) {
+        admit(
+            .history(pending), to: \.groupedReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
             full: "too many reads queued"
         ) { pending.completion(.failure($0)) }
     }

@@ -1,0 +1,38 @@
+import Testing
+import WalletDomain
+
+@testable import WalletPostgres
+
+/// How many queued reads one worker cycle takes: they share a budget of
+/// rows, so a run of large history pages cannot hold a lane's writes up
+/// for long, while balance and transaction reads still go a batch at a time.
+@Suite struct GroupedReadBudgetTests {
+    static func balance() -> GroupedRead {
+        .balance(PendingBalanceRead(walletID: "w", asset: "", deadline: nil) { _ in })
+    }
+
+    static func page(_ limit: Int) -> GroupedRead {
+        .history(PendingHistoryRead(walletID: "w", limit: limit, before: nil, deadline: nil) { _ in })
+    }
+
+    @Test func singleRowReadsTakeUpToTheBudget() {
+        let queued = Array(repeating: Self.balance(), count: 600)
+        #expect(StoreWorker.groupedReadsToTake(queued, budget: 512) == 512)
+        #expect(StoreWorker.groupedReadsToTake(Array(queued.prefix(10)), budget: 512) == 10)
+        #expect(StoreWorker.groupedReadsToTake([], budget: 512) == 0)
+    }
+
+    @Test func pagesWeighTheRowsTheyMayReturn() {
+        // Each page of 99 may bring back 100 rows (one more tells whether a
+        // next page exists): five fit in 512, the sixth waits for the next cycle.
+        let queued = Array(repeating: Self.page(99), count: 8)
+        #expect(StoreWorker.groupedReadsToTake(queued, budget: 512) == 5)
+        // Order is kept: a page past the budget stops the take even when a
+        // smaller read behind it would fit.
+        #expect(StoreWorker.groupedReadsToTake([Self.page(400), Self.page(400), Self.balance()], budget: 512) == 1)
+    }
+
+    @Test func aPageLargerThanTheBudgetStillGetsItsTurn() {
+        #expect(StoreWorker.groupedReadsToTake([Self.page(1000), Self.balance()], budget: 512) == 1)
+    }
+}
