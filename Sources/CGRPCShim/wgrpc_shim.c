@@ -94,6 +94,7 @@ struct wgrpc_call {
   pthread_mutex_t mutex;
   call_state state;           // guarded by mutex
   bool handed_to_application; // counted in server->calls_unanswered
+  bool response_in_flight;    // counted in server->responses_in_flight
   atomic_int cancelled;
   atomic_int grpc_refs;
   atomic_int handle_refs;
@@ -151,6 +152,9 @@ struct wgrpc_server {
   bool shutting_down;
   bool shutdown_notified;
   int64_t calls_unanswered;
+  // Status batches started and not yet completed: the drain waits for these
+  // too, so that its cancel pass cannot cut off a status on its way out.
+  int64_t responses_in_flight;
   wgrpc_call *live_calls;
   size_t live_call_count;
 };
@@ -313,17 +317,40 @@ static void call_start_close_batch(wgrpc_call *call) {
 }
 
 // Caller holds call->mutex. The call stops counting as unanswered for the
-// drain once its status batch started (or will never start).
-static void call_mark_answered(wgrpc_call *call, wgrpc_server *server) {
-  if (!call->handed_to_application) {
+// drain once its status batch starts (`responding`: it then counts as a
+// response in flight until the batch completes, with no moment between the
+// two when the drain could see neither) or will never start.
+static void call_mark_answered(wgrpc_call *call, wgrpc_server *server,
+                               bool responding) {
+  if (!call->handed_to_application && !responding) {
     return;
   }
-  call->handed_to_application = false;
   // Under call->mutex: shutdown cannot free the server while this call is
   // not orphaned.
   lock(&server->mutex);
-  server->calls_unanswered -= 1;
+  if (call->handed_to_application) {
+    call->handed_to_application = false;
+    server->calls_unanswered -= 1;
+  }
+  if (responding) {
+    call->response_in_flight = true;
+    server->responses_in_flight += 1;
+  }
   pthread_cond_broadcast(&server->changed);
+  unlock(&server->mutex);
+}
+
+// The status batch completed (or failed to start): the drain stops waiting
+// for it. Before the batch's gRPC reference is released, while
+// call->server is still set.
+static void call_response_done(wgrpc_call *call) {
+  wgrpc_server *server = call->server;
+  lock(&server->mutex);
+  if (call->response_in_flight) {
+    call->response_in_flight = false;
+    server->responses_in_flight -= 1;
+    pthread_cond_broadcast(&server->changed);
+  }
   unlock(&server->mutex);
 }
 
@@ -361,7 +388,7 @@ static void call_prepare_response(wgrpc_call *call, int status_code,
 // flight.
 static void call_start_response_batch(wgrpc_call *call) {
   // Before the batch starts: its completion may free the gRPC side.
-  call_mark_answered(call, call->server);
+  call_mark_answered(call, call->server, true);
   grpc_op ops[3];
   memset(ops, 0, sizeof(ops));
   size_t op_count = 0;
@@ -393,6 +420,7 @@ static void call_start_response_batch(wgrpc_call *call) {
   if (error != GRPC_CALL_OK) {
     fprintf(stderr, "wgrpc_shim: response batch failed: %s\n",
             grpc_call_error_to_string(error));
+    call_response_done(call);
     // The owner's handle ref keeps the struct (and its mutex) alive here.
     call_grpc_release(call);
   }
@@ -776,6 +804,7 @@ static void *cq_thread_main(void *argument) {
       call_read_completed(tag->owner, event.success != 0);
       break;
     case TAG_CALL_RESPONDED:
+      call_response_done(tag->owner);
       call_grpc_release(tag->owner);
       break;
     case TAG_SERVER_SHUTDOWN:
@@ -980,12 +1009,12 @@ static void server_orphan_unanswered_calls(wgrpc_server *server) {
     lock(&call->mutex);
     if (call->state == CALL_AWAITING_RESPONSE) {
       call->state = CALL_ORPHANED;
-      call_mark_answered(call, server);
+      call_mark_answered(call, server, false);
       call_grpc_release(call); // the response batch that will never run
     } else if (call->status_deferred) {
       // Its send may complete after the queue shut down: never start it.
       call->status_deferred = false;
-      call_mark_answered(call, server);
+      call_mark_answered(call, server, false);
       call_grpc_release(call);
     }
     unlock(&call->mutex);
@@ -1006,7 +1035,7 @@ void wgrpc_server_shutdown(wgrpc_server *server, int64_t drain_timeout_ms) {
 
   struct timespec drain_deadline = monotonic_after_ms(drain_timeout_ms);
   lock(&server->mutex);
-  while (server->calls_unanswered > 0) {
+  while (server->calls_unanswered > 0 || server->responses_in_flight > 0) {
     int result = pthread_cond_timedwait(&server->changed, &server->mutex,
                                         &drain_deadline);
     if (result == ETIMEDOUT) {
@@ -1036,6 +1065,8 @@ void wgrpc_server_shutdown(wgrpc_server *server, int64_t drain_timeout_ms) {
   WGRPC_ASSERT(server->live_calls == NULL && server->live_call_count == 0,
                "calls still alive after the completion queue drained");
   WGRPC_ASSERT(server->calls_unanswered == 0, "unanswered call count broken");
+  WGRPC_ASSERT(server->responses_in_flight == 0,
+               "responses in flight count broken");
   server_free(server);
 }
 
