@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import WalletDomain
 import WalletTestSupport
@@ -67,6 +68,63 @@ import WalletTestSupport
         #expect(settings.activity.running.load(ordering: .relaxed) == (anotherWorkerBusy ? 1 : 0))
         let waited = waitMicroseconds > 0 && anotherWorkerBusy
         #expect(transactions.int64(row: 0, column: 0) == (waited ? 1 : 2))
+        try StoreTests.expectClean(url)
+    }
+
+    /// A waiting batch never waits past half the time left to the earliest
+    /// deadline it holds: with a one-second wait and commands arriving every
+    /// 40 ms (each step brings more, so the wait alone would last the whole
+    /// second), a command whose caller gives it 600 ms is applied, not
+    /// expired while the batch waits for company.
+    @Test func theWaitEndsInTimeForTheEarliestDeadline() async throws {
+        let url = try TestDatabase.url()
+        do {
+            let store = try StoreTests.makeStore(url, pool: 1)
+            defer { store.shutdown() }
+            try await StoreTests.seed(store, wallets: ["wa", "wb"], funds: 100)
+        }
+        let settings = StoreWorker.Settings(
+            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
+            slowBatchMilliseconds: 0, batchWaitMicroseconds: 1_000_000, batchWaitTarget: 100,
+            activity: WorkerActivity(), log: { _ in })
+        // Stands for a sibling worker in the middle of a batch: the wait applies.
+        settings.activity.running.store(1, ordering: .relaxed)
+        let worker = StoreWorker(name: "batch-wait-deadline", settings: settings, houseSlot: 0)
+        worker.start()
+        let urgent = try StoreTests.debit("urgent", "wa", 1)
+        let followers = try (0..<30).map { try StoreTests.debit("follower-\($0)", "wb", 1) }
+        let outcome = try await onOwnThread { () -> Result<OperationResult, LedgerError>? in
+            defer { worker.stop() }
+            let ready = DispatchSemaphore(value: 0)
+            worker.enqueueRead { _ in ready.signal() }
+            guard ready.wait(timeout: .now() + 30) == .success else { return nil }
+            let answered = DispatchSemaphore(value: 0)
+            let result = Mutex<Result<OperationResult, LedgerError>?>(nil)
+            worker.enqueue(
+                PendingCommand(
+                    command: urgent, prepared: PreparedRow(urgent), hint: nil, queueKey: nil,
+                    deadline: .now + .milliseconds(600)
+                ) { outcome in
+                    result.withLock { $0 = outcome }
+                    answered.signal()
+                })
+            let followed = DispatchSemaphore(value: 0)
+            for follower in followers {
+                Thread.sleep(forTimeInterval: 0.040)
+                worker.enqueue(
+                    PendingCommand(
+                        command: follower, prepared: PreparedRow(follower), hint: nil, queueKey: nil, deadline: nil
+                    ) { _ in followed.signal() })
+            }
+            guard answered.wait(timeout: .now() + 30) == .success else { return nil }
+            for _ in followers { _ = followed.wait(timeout: .now() + 30) }
+            return result.withLock { $0 }
+        }
+        guard case .success(let result) = outcome else {
+            Issue.record("the urgent debit was not applied: \(String(describing: outcome))")
+            return
+        }
+        #expect(result.balance?.posted == 99)
         try StoreTests.expectClean(url)
     }
 }

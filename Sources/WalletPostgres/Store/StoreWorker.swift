@@ -506,9 +506,11 @@ final class StoreWorker: @unchecked Sendable {
 
     /// Under the lock. A batch smaller than the target waits, in steps of
     /// an eighth of the wait (at least 250 us), while each step brings more
-    /// commands, until the target, the wait, or other work comes.
+    /// commands, until the target, the wait, or other work comes; and never
+    /// past half the time left to the earliest deadline it holds, so that a
+    /// command with little time left is run, not kept until it expires.
     private func waitForMoreWrites() {
-        let limit = min(settings.batchWaitMicroseconds, 1_000_000)
+        var limit = min(settings.batchWaitMicroseconds, 1_000_000)
         // A batch never takes more than batchSizeMax, so waiting for more is moot.
         let target = min(settings.batchWaitTarget, settings.batchSizeMax)
         var queued = writes.count - writesHead
@@ -518,6 +520,17 @@ final class StoreWorker: @unchecked Sendable {
         // wallet) is itself the bottleneck, and waiting would only idle it.
         guard settings.activity.running.load(ordering: .relaxed) > 0 else { return }
         let step = max(250, limit / 8)
+        let start = ContinuousClock.now
+        var deadlinesSeen = writesHead
+        func capByDeadlines() {
+            for item in writes[deadlinesSeen...] {
+                guard let deadline = item.deadline else { continue }
+                let left = max(0, (deadline - start) / .microseconds(1))
+                limit = min(limit, Int(left / 2))
+            }
+            deadlinesSeen = writes.count
+        }
+        capByDeadlines()
         var waited = 0
         while waited < limit, reads.isEmpty, creates.isEmpty, groupedReads.isEmpty, !stopping {
             condition.unlock()
@@ -527,6 +540,7 @@ final class StoreWorker: @unchecked Sendable {
             let now = writes.count - writesHead
             if now == queued || now >= target { return }
             queued = now
+            capByDeadlines()
         }
     }
 
