@@ -25,8 +25,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stubs  # noqa: E402
 
 ASSET = "PYCHIPS"
-# bench/record_bodies.py's GetBalance body names this wallet.
+# bench/record_bodies.py's GetBalance and ListTransactions bodies name this
+# wallet; it gets a history of H2LOAD_HISTORY credits.
 H2LOAD_WALLET_ID = "bench.h2load"
+H2LOAD_HISTORY = 20
 THREADS_MAX = 64
 CALLS_MAX = 1_000_000
 CALL_TIMEOUT_SECONDS = 10.0
@@ -55,6 +57,11 @@ def main() -> int:
     run = uuid.uuid4().hex[:8]
     wallet.DefineAsset(pb.DefineAssetRequest(asset=ASSET, decimal_places=2), timeout=CALL_TIMEOUT_SECONDS)
     wallet.CreateWallet(pb.CreateWalletRequest(wallet_id=H2LOAD_WALLET_ID), timeout=CALL_TIMEOUT_SECONDS)
+    for index in range(H2LOAD_HISTORY):
+        wallet.Credit(
+            pb.CreditRequest(
+                transaction_id=f"{H2LOAD_WALLET_ID}.{run}.{index}", wallet_id=H2LOAD_WALLET_ID, asset=ASSET, amount=1),
+            timeout=CALL_TIMEOUT_SECONDS)
     wallet_ids = [f"bench.py.{run}.{index}" for index in range(args.threads)]
     for wallet_id in wallet_ids:
         wallet.CreateWallet(pb.CreateWalletRequest(wallet_id=wallet_id), timeout=CALL_TIMEOUT_SECONDS)

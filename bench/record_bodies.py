@@ -8,7 +8,8 @@ compressed flag (0), a 4-byte big-endian length, then the protobuf bytes.
 
 writes OUT_DIR/health_check.bin (an empty grpc.health.v1.HealthCheckRequest:
 the service name "" means the whole server) and OUT_DIR/get_balance.bin
-(GetBalance of the wallet that bench/grpcio_client.py creates).
+(GetBalance of the wallet that bench/grpcio_client.py creates) and
+OUT_DIR/list_transactions.bin (the newest 10 transactions of that wallet).
 """
 import os
 import struct
@@ -37,6 +38,8 @@ def main() -> None:
         # HealthCheckRequest{service: ""} encodes to zero bytes.
         "health_check.bin": frame(b""),
         "get_balance.bin": frame(pb.GetBalanceRequest(wallet_id=H2LOAD_WALLET_ID, asset=ASSET).SerializeToString()),
+        "list_transactions.bin": frame(
+            pb.ListTransactionsRequest(wallet_id=H2LOAD_WALLET_ID, page_size=10).SerializeToString()),
     }
     for name, body in bodies.items():
         with open(os.path.join(out, name), "wb") as file:
