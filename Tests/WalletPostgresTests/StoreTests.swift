@@ -597,6 +597,16 @@ import WalletPostgres
             return
         }
         #expect(error.code == .deadlineExceeded)
+        // A page size outside 1...pageSizeMax from a caller in process is
+        // refused alone, before it can join (and fail) a group.
+        for limit in [0, -1, Limits.pageSizeMax + 1] {
+            do throws(LedgerError) {
+                _ = try await store.history(walletID: "h1", limit: limit, before: nil)
+                Issue.record("page size \(limit) was accepted")
+            } catch {
+                #expect(error.code == .invalidArgument && error.reason == "INVALID_PAGE_SIZE")
+            }
+        }
         try Self.expectClean(url)
     }
 

@@ -21,7 +21,7 @@ enum GroupedRead: Sendable {
     var weight: Int {
         switch self {
         case .balance, .transaction: 1
-        case .history(let read): read.limit + 1
+        case .history(let read): read.limit + 1  // limit: 1...Limits.pageSizeMax
         }
     }
 

@@ -328,6 +328,16 @@ public final class PostgresLedgerStore: LedgerStore {
         walletID: String, limit: Int, before: Int64?, deadline: ContinuousClock.Instant?,
         completion: @escaping @Sendable (Result<HistoryPage, LedgerError>) -> Void
     ) {
+        // The handlers check the page size; this guards callers in process
+        // (one bad page would otherwise fail its whole group).
+        guard (1...Limits.pageSizeMax).contains(limit) else {
+            completion(
+                .failure(
+                    LedgerError(
+                        .invalidArgument, "INVALID_PAGE_SIZE", "page size must be 1 to \(Limits.pageSizeMax)",
+                        metadata: ["field": "page_size"])))
+            return
+        }
         nextWorker().enqueueHistoryRead(
             PendingHistoryRead(
                 walletID: walletID, limit: limit, before: before, deadline: deadline, completion: completion))

@@ -449,12 +449,13 @@ final class StoreWorker: @unchecked Sendable {
             reads.removeAll()
             // Capped: one cycle's reads must not hold the lane's writes up
             // for long.
-            let readCount = Self.groupedReadsToTake(groupedReads, budget: settings.batchSizeMax * 8)
+            let readCount = Self.groupedReadsToTake(
+                groupedReads, countMax: settings.batchSizeMax, rowBudget: settings.batchSizeMax * 8)
             let readBatch = Array(groupedReads[..<readCount])
             if readCount == groupedReads.count {
                 groupedReads.removeAll(keepingCapacity: true)
             } else {
-                groupedReads.removeFirst(readCount)  // only past a full batch
+                groupedReads.removeFirst(readCount)  // only past a full cycle's worth
             }
             let createCount = min(settings.batchSizeMax, creates.count)
             let createBatch = Array(creates[..<createCount])
@@ -490,15 +491,17 @@ final class StoreWorker: @unchecked Sendable {
         }
     }
 
-    /// How many of the queued reads one cycle answers: in order, as long as
-    /// their weights (the rows they may bring back) fit in `budget`, and at
-    /// least one (a page larger than the budget still gets its turn).
-    static func groupedReadsToTake(_ queued: [GroupedRead], budget: Int) -> Int {
+    /// How many of the queued reads one cycle answers: in order, at most
+    /// `countMax`, and as long as their weights (the rows they may bring
+    /// back) fit in `rowBudget`; at least one (a page larger than the budget
+    /// still gets its turn).
+    static func groupedReadsToTake(_ queued: [GroupedRead], countMax: Int, rowBudget: Int) -> Int {
         var count = 0
         var weight = 0
         for read in queued {
+            guard count < countMax else { break }
             weight += read.weight
-            if count > 0, weight > budget { break }
+            if count > 0, weight > rowBudget { break }
             count += 1
         }
         return count
@@ -526,7 +529,8 @@ final class StoreWorker: @unchecked Sendable {
             for item in writes[deadlinesSeen...] {
                 guard let deadline = item.deadline else { continue }
                 let left = max(0, (deadline - start) / .microseconds(1))
-                limit = min(limit, Int(left / 2))
+                // Clamped before the conversion: a far deadline must not trap.
+                limit = Int(min(Double(limit), left / 2))
             }
             deadlinesSeen = writes.count
         }
