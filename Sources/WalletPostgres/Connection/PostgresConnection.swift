@@ -155,6 +155,10 @@ package final class PostgresConnection {
         registeredStatements[name] = sql
     }
 
+    /// Every statement registered with `prepare`, by name: for checks that
+    /// must cover each one (their plans), including statements added later.
+    package var registeredStatementsByName: [String: String] { registeredStatements }
+
     /// Runs a statement registered with `prepare`, preparing it first if this
     /// session has not seen it.
     @discardableResult
