@@ -127,4 +127,79 @@ import WalletTestSupport
         #expect(result.balance?.posted == 99)
         try StoreTests.expectClean(url)
     }
+
+    /// The sibling rule with two real workers of one store: while worker A
+    /// is inside a batch (held up here on a wallet lock the test holds), a
+    /// command reaching worker B waits for company, and one arriving 50 ms
+    /// later joins its transaction; A counts itself in and out of its batch.
+    @Test func aWorkerWaitsWhileItsSiblingIsInsideABatch() async throws {
+        let url = try TestDatabase.url()
+        do {
+            let store = try StoreTests.makeStore(url, pool: 1)
+            defer { store.shutdown() }
+            try await StoreTests.seed(store, wallets: ["wa", "wb", "wc"], funds: 100)
+        }
+        let activity = WorkerActivity()
+        // Each worker its own house slot, as in a store: a debit locks its
+        // worker's house wallet, which must not be the one the sibling holds.
+        func worker(_ name: String, houseSlot: Int) -> StoreWorker {
+            StoreWorker(
+                name: name,
+                settings: StoreWorker.Settings(
+                    databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
+                    slowBatchMilliseconds: 0, batchWaitMicroseconds: 1_000_000, batchWaitTarget: 2,
+                    activity: activity, log: { _ in }),
+                houseSlot: houseSlot)
+        }
+        let sibling = worker("sibling-a", houseSlot: 0)
+        let waiter = worker("sibling-b", houseSlot: 1)
+        sibling.start()
+        waiter.start()
+        // Used from the test's own thread only, one statement at a time.
+        nonisolated(unsafe) let blocker = try PostgresConnection(url: url)
+        defer { blocker.close() }
+        try blocker.executeScript("BEGIN; SELECT 1 FROM wallets WHERE wallet_id = 'wc' FOR UPDATE")
+        let held = try StoreTests.debit("held-c", "wc", 1)
+        let first = try StoreTests.debit("company-a", "wa", 1)
+        let second = try StoreTests.debit("company-b", "wb", 1)
+        let answered = try await onOwnThread { () -> Bool in
+            defer {
+                sibling.stop()
+                waiter.stop()
+            }
+            let done = DispatchSemaphore(value: 0)
+            func queue(_ command: Command, on worker: StoreWorker) {
+                worker.enqueue(
+                    PendingCommand(
+                        command: command, prepared: PreparedRow(command), hint: nil, queueKey: nil, deadline: nil
+                    ) { outcome in
+                        if case .failure(let error) = outcome { Issue.record("\(error)") }
+                        done.signal()
+                    })
+            }
+            queue(held, on: sibling)
+            // The sibling is inside its batch, waiting for the lock.
+            let inside = ContinuousClock.now + .seconds(30)
+            while activity.running.load(ordering: .relaxed) == 0, ContinuousClock.now < inside {
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+            guard activity.running.load(ordering: .relaxed) == 1 else { return false }
+            queue(first, on: waiter)
+            Thread.sleep(forTimeInterval: 0.050)
+            queue(second, on: waiter)
+            let both = done.wait(timeout: .now() + 30) == .success && done.wait(timeout: .now() + 30) == .success
+            try? blocker.executeScript("ROLLBACK")
+            return both && done.wait(timeout: .now() + 30) == .success
+        }
+        #expect(answered)
+        #expect(activity.running.load(ordering: .relaxed) == 0)
+        let connection = try PostgresConnection(url: url)
+        defer { connection.close() }
+        let transactions = try connection.execute(
+            "SELECT count(DISTINCT xmin::text) FROM transactions WHERE transaction_id IN ('company-a', 'company-b')")
+        #expect(transactions.int64(row: 0, column: 0) == 1)
+        let heldApplied = try connection.execute("SELECT count(*) FROM transactions WHERE transaction_id = 'held-c'")
+        #expect(heldApplied.int64(row: 0, column: 0) == 1)
+        try StoreTests.expectClean(url)
+    }
 }
