@@ -610,6 +610,38 @@ import WalletPostgres
         try Self.expectClean(url)
     }
 
+    /// Labels travel to Postgres as they are: quotes, backslashes, braces,
+    /// commas, non-ASCII and empty values come back byte for byte (and are
+    /// compared byte for byte when the same id is created again).
+    @Test func awkwardLabelsAreStoredAsGiven() async throws {
+        let url = try TestDatabase.url()
+        let store = try Self.makeStore(url, pool: 2)
+        defer { store.shutdown() }
+        let labels = [
+            "quote": "a\"b", "back\\slash": "x\\y", "brace": "{a,b}", "comma": "1,2", "null": "NULL",
+            "uni": "caf\u{e9} \u{2603}", "empty": "", "json": "{\"k\": [1]}",
+        ]
+        let request = try CreateWallet(walletID: "l@b.e:l-s_1", overdraftLimit: 5, labels: labels)
+        let (created, isNew) = try await store.createWallet(request)
+        #expect(isNew)
+        #expect(created.labels == labels && created.overdraftLimit == 5)
+        for (key, value) in labels {
+            #expect(RequestFingerprint.sameBytes(created.labels[key] ?? "-", value), "\(key)")
+        }
+        let again = try await store.createWallet(request)
+        #expect(!again.created)
+        var changed = labels
+        changed["quote"] = "a\"c"
+        do throws(LedgerError) {
+            _ = try await store.createWallet(
+                try CreateWallet(walletID: "l@b.e:l-s_1", overdraftLimit: 5, labels: changed))
+            Issue.record("a wallet with other labels was accepted as the same")
+        } catch {
+            #expect(error.reason == "WALLET_EXISTS")
+        }
+        try Self.expectClean(url)
+    }
+
     /// A balance read still queued when its caller's deadline passes is
     /// answered DEADLINE_EXCEEDED, not read.
     @Test func aBalanceReadPastItsDeadlineIsAnsweredSo() async throws {

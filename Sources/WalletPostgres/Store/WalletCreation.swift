@@ -17,23 +17,24 @@ enum WalletCreation {
         throws(PostgresError) -> [Result<(wallet: WalletRecord, created: Bool), LedgerError>]
     {
         var firstIndex: [String: Int] = [:]
-        var ids: [String?] = []
+        var ids: [String] = []
         var limits: [Int64] = []
-        var labels: [String?] = []
+        var labels: [String] = []
         for (index, request) in requests.enumerated() where firstIndex[request.walletID] == nil {
             firstIndex[request.walletID] = index
             ids.append(request.walletID)
             limits.append(request.overdraftLimit)
             labels.append(RowCoding.encodeMap(request.labels))
         }
-        let idsParameter = PostgresText.arrayLiteral(ids)
+        // Binary arrays: no text-literal quoting of ids or labels to get wrong.
+        let idsParameter = PostgresBinaryArray.text(ids)
         let results = try connection.pipeline([
             ("begin", []),
             (
                 "create_wallets",
                 [
-                    idsParameter, PostgresText.arrayLiteral(limits), PostgresText.arrayLiteral(labels), String(now),
-                    hexString(HashChain.genesis),
+                    idsParameter, PostgresBinaryArray.int64(limits), PostgresBinaryArray.text(labels),
+                    .text(String(now)), .text(hexString(HashChain.genesis)),
                 ]
             ),
             ("load_wallets", [idsParameter]),
