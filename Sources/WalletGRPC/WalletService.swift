@@ -55,12 +55,12 @@ package final class WalletService: Sendable {
         }
     }
 
-    /// Called on the transport's thread. A write or a read (GetBalance,
-    /// GetTransaction, ListTransactions) is decoded here (protobuf-c and
-    /// validation, a few microseconds) and handed to the store, which
-    /// answers from its own thread (a write once it is committed): no task
-    /// and no continuation per call. A health check is answered here.
-    /// Everything else (CreateWallet, DefineAsset) goes to a task at once.
+    /// Called on the transport's thread. Every request is decoded here
+    /// (protobuf-c and validation, a few microseconds). A write or a read
+    /// (GetBalance, GetTransaction, ListTransactions) is handed to the store,
+    /// which answers from its own thread (a write once it is committed): no
+    /// task and no continuation per call. A health check is answered here.
+    /// CreateWallet and DefineAsset await the store on a task.
     package func handle(
         methodIndex: Int, request: [UInt8], deadline: ContinuousClock.Instant?,
         respond: @escaping @Sendable (RPCResult) -> Void
@@ -97,12 +97,20 @@ package final class WalletService: Sendable {
                             nextPageToken: page.nextCursor.map { pageTokens.encode(walletID: walletID, cursor: $0) }
                                 ?? "")
                     })
+            case .createWallet:
+                let create = try Requests.createWallet(request)
+                onTask(respond) { () async throws(LedgerError) in
+                    let (wallet, created) = try await self.store.createWallet(create)
+                    return Responses.createWallet(wallet, created: created)
+                }
+            case .defineAsset:
+                let define = try Requests.defineAsset(request)
+                onTask(respond) { () async throws(LedgerError) in
+                    let (asset, created) = try await self.store.defineAsset(define)
+                    return Responses.defineAsset(asset, created: created)
+                }
             case .healthCheck:
                 respond(.ok(try healthCheck(request)))
-            default:
-                Task {
-                    respond(await self.dispatch(method, request, deadline: deadline))
-                }
             }
         } catch {
             respond(.failed(StatusMapping.status(error)))
@@ -117,6 +125,20 @@ package final class WalletService: Sendable {
             switch result {
             case .success(let value): respond(.ok(encode(value)))
             case .failure(let error): respond(.failed(StatusMapping.status(error)))
+            }
+        }
+    }
+
+    /// Runs `body` on a task and sends its answer, or its error's status.
+    private func onTask(
+        _ respond: @escaping @Sendable (RPCResult) -> Void,
+        _ body: @escaping @Sendable () async throws(LedgerError) -> [UInt8]
+    ) {
+        Task {
+            do throws(LedgerError) {
+                respond(.ok(try await body()))
+            } catch {
+                respond(.failed(StatusMapping.status(error)))
             }
         }
     }
@@ -141,46 +163,6 @@ package final class WalletService: Sendable {
             throw LedgerError(.notFound, "SERVICE_NOT_FOUND", "unknown service \(service)")
         }
         return Responses.health(health.status(of: service))
-    }
-
-    package func dispatch(_ method: WalletMethod, _ request: [UInt8], deadline: ContinuousClock.Instant?) async
-        -> RPCResult
-    {
-        do throws(LedgerError) {
-            return .ok(try await run(method, request, deadline: deadline))
-        } catch {
-            return .failed(StatusMapping.status(error))
-        }
-    }
-
-    private func run(_ method: WalletMethod, _ request: [UInt8], deadline: ContinuousClock.Instant?)
-        async throws(LedgerError)
-        -> [UInt8]
-    {
-        switch method {
-        case .credit, .debit, .authorize, .settle, .rollback, .reverse, .transfer:
-            let result = try await store.execute(try Self.command(method, request), deadline: deadline)
-            return Responses.operation(result, method: method)
-        case .createWallet:
-            let (wallet, created) = try await store.createWallet(try Requests.createWallet(request))
-            return Responses.createWallet(wallet, created: created)
-        case .defineAsset:
-            let (asset, created) = try await store.defineAsset(try Requests.defineAsset(request))
-            return Responses.defineAsset(asset, created: created)
-        case .getBalance:
-            let (walletID, asset) = try Requests.getBalance(request)
-            return Responses.balances(try await store.balances(walletID: walletID, asset: asset))
-        case .getTransaction:
-            return Responses.transaction(try await store.transaction(id: try Requests.getTransaction(request)))
-        case .listTransactions:
-            let (walletID, pageSize, token) = try Requests.listTransactions(request)
-            let cursor = token.isEmpty ? nil : try pageTokens.decode(token, walletID: walletID)
-            let page = try await store.history(walletID: walletID, limit: pageSize, before: cursor)
-            let next = page.nextCursor.map { pageTokens.encode(walletID: walletID, cursor: $0) } ?? ""
-            return Responses.history(page.transactions, nextPageToken: next)
-        case .healthCheck:
-            return try healthCheck(request)
-        }
     }
 }
 

@@ -20,7 +20,7 @@
 // open holds had the same predicate, so a generic plan made on a new
 // database's empty tables could pick the expiry index for a batch's
 // wallet-keyed lookup of open holds and scan every open hold there was
-// (found by StoreTests.readPlansMadeOnEmptyTablesLookRowsUpByKey); now
+// (found by StoreTests.workerPlansMadeOnEmptyTablesLookRowsUpByKey); now
 // only the wallet-keyed index answers a query that does not ask about
 // expiry.
 //

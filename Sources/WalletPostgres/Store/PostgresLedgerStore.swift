@@ -299,8 +299,8 @@ public final class PostgresLedgerStore: LedgerStore {
         walletID: String, asset: String, deadline: ContinuousClock.Instant?,
         completion: @escaping @Sendable (Result<[Balance], LedgerError>) -> Void
     ) {
-        nextWorker().enqueueBalanceRead(
-            PendingBalanceRead(walletID: walletID, asset: asset, deadline: deadline, completion: completion))
+        nextWorker().enqueue(
+            .balance(PendingBalanceRead(walletID: walletID, asset: asset, deadline: deadline, completion: completion)))
     }
 
     public func transaction(id: String) async throws(LedgerError) -> TransactionRecord {
@@ -313,7 +313,7 @@ public final class PostgresLedgerStore: LedgerStore {
         id: String, deadline: ContinuousClock.Instant?,
         completion: @escaping @Sendable (Result<TransactionRecord, LedgerError>) -> Void
     ) {
-        nextWorker().enqueueTransactionRead(PendingTransactionRead(id: id, deadline: deadline, completion: completion))
+        nextWorker().enqueue(.transaction(PendingTransactionRead(id: id, deadline: deadline, completion: completion)))
     }
 
     public func history(walletID: String, limit: Int, before: Int64?) async throws(LedgerError) -> HistoryPage {
@@ -338,9 +338,10 @@ public final class PostgresLedgerStore: LedgerStore {
                         metadata: ["field": "page_size"])))
             return
         }
-        nextWorker().enqueueHistoryRead(
-            PendingHistoryRead(
-                walletID: walletID, limit: limit, before: before, deadline: deadline, completion: completion))
+        nextWorker().enqueue(
+            .history(
+                PendingHistoryRead(
+                    walletID: walletID, limit: limit, before: before, deadline: deadline, completion: completion)))
     }
 
     /// Open holds past their expiry, oldest first, for the sweeper.

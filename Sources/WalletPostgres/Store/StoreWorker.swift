@@ -387,13 +387,14 @@ final class StoreWorker: @unchecked Sendable {
         }
     }
 
-    /// Queues a GetBalance; the worker answers everything queued with one
-    /// round trip (see `BalanceReads`), through its relay.
-    func enqueueBalanceRead(_ pending: PendingBalanceRead) {
+    /// Queues a read (GetBalance, GetTransaction, a ListTransactions page);
+    /// the worker answers everything of a kind it has queued together (see
+    /// `GroupedReads`), through its relay.
+    func enqueue(_ read: GroupedRead) {
         admit(
-            .balance(pending), to: \.groupedReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
+            read, to: \.groupedReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
             full: "too many reads queued"
-        ) { pending.completion(.failure($0)) }
+        ) { read.failure($0)() }
     }
 
     /// Appends `item` to `queue` unless `admissionRefusal` says no (counting
@@ -713,23 +714,6 @@ final class StoreWorker: @unchecked Sendable {
         answer(transactions, "transaction reads", { $0.completion }) { try TransactionReads.run(transactions, on: $0) }
         answer(histories, "history reads", { $0.completion }) { try HistoryReads.run(histories, on: $0) }
         relay.post(actions: answers)
-    }
-
-    /// Queues a GetTransaction, answered like a GetBalance (see `enqueueBalanceRead`).
-    func enqueueTransactionRead(_ pending: PendingTransactionRead) {
-        admit(
-            .transaction(pending), to: \.groupedReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
-            full: "too many reads queued"
-        ) { pending.completion(.failure($0)) }
-    }
-
-    /// Queues a ListTransactions page, answered like a GetBalance (see
-    /// `enqueueBalanceRead`) with the other pages its worker has queued.
-    func enqueueHistoryRead(_ pending: PendingHistoryRead) {
-        admit(
-            .history(pending), to: \.groupedReads, alsoWaiting: relay.readBacklog.load(ordering: .relaxed),
-            full: "too many reads queued"
-        ) { pending.completion(.failure($0)) }
     }
 
     private func runCreates(_ batch: [PendingCreate]) {
