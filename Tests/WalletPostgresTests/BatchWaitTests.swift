@@ -10,6 +10,27 @@ import WalletTestSupport
 /// from a thread of the test's own, so their timing does not depend on the
 /// (busy, two-thread) cooperative pool.
 @Suite struct BatchWaitTests {
+    /// A lane's settings for these tests: only the wait, its target and the
+    /// shared activity differ.
+    static func settings(
+        _ url: String, waitMicroseconds: Int, target: Int, activity: WorkerActivity = WorkerActivity()
+    ) -> StoreWorker.Settings {
+        StoreWorker.Settings(
+            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
+            slowBatchMilliseconds: 0, batchWaitMicroseconds: waitMicroseconds, batchWaitTarget: target,
+            activity: activity, log: { _ in })
+    }
+
+    /// `command` as a lane queues it, without a hint or queue key.
+    static func pending(
+        _ command: Command, deadline: ContinuousClock.Instant? = nil,
+        _ completion: @escaping PendingCommand.Completion
+    ) -> PendingCommand {
+        PendingCommand(
+            command: command, prepared: PreparedRow(command), hint: nil, queueKey: nil, deadline: deadline,
+            completion: completion)
+    }
+
     /// With a wait, while another worker of the store is running a batch, a
     /// command that arrives 50 ms into the wait (inside its first 125 ms
     /// step) joins the waiting one's transaction. Without a wait, or with
@@ -30,10 +51,7 @@ import WalletTestSupport
         let first = try StoreTests.debit("gather-a", "wa", 1)
         let second = try StoreTests.debit("gather-b", "wb", 1)
 
-        let settings = StoreWorker.Settings(
-            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
-            slowBatchMilliseconds: 0, batchWaitMicroseconds: waitMicroseconds, batchWaitTarget: 2,
-            activity: WorkerActivity(), log: { _ in })
+        let settings = Self.settings(url, waitMicroseconds: waitMicroseconds, target: 2)
         // Stands for a sibling worker in the middle of a batch.
         settings.activity.running.store(anotherWorkerBusy ? 1 : 0, ordering: .relaxed)
         let worker = StoreWorker(name: "batch-wait-test", settings: settings, houseSlot: 0)
@@ -47,9 +65,7 @@ import WalletTestSupport
             let answered = DispatchSemaphore(value: 0)
             func queue(_ command: Command) {
                 worker.enqueue(
-                    PendingCommand(
-                        command: command, prepared: PreparedRow(command), hint: nil, queueKey: nil, deadline: nil
-                    ) { outcome in
+                    Self.pending(command) { outcome in
                         if case .failure(let error) = outcome { Issue.record("\(error)") }
                         answered.signal()
                     })
@@ -83,10 +99,7 @@ import WalletTestSupport
             defer { store.shutdown() }
             try await StoreTests.seed(store, wallets: ["wa", "wb"], funds: 100)
         }
-        let settings = StoreWorker.Settings(
-            databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
-            slowBatchMilliseconds: 0, batchWaitMicroseconds: 1_000_000, batchWaitTarget: 100,
-            activity: WorkerActivity(), log: { _ in })
+        let settings = Self.settings(url, waitMicroseconds: 1_000_000, target: 100)
         // Stands for a sibling worker in the middle of a batch: the wait applies.
         settings.activity.running.store(1, ordering: .relaxed)
         let worker = StoreWorker(name: "batch-wait-deadline", settings: settings, houseSlot: 0)
@@ -101,10 +114,7 @@ import WalletTestSupport
             let answered = DispatchSemaphore(value: 0)
             let result = Mutex<Result<OperationResult, LedgerError>?>(nil)
             worker.enqueue(
-                PendingCommand(
-                    command: urgent, prepared: PreparedRow(urgent), hint: nil, queueKey: nil,
-                    deadline: .now + .milliseconds(600)
-                ) { outcome in
+                Self.pending(urgent, deadline: .now + .milliseconds(600)) { outcome in
                     result.withLock { $0 = outcome }
                     answered.signal()
                 })
@@ -112,9 +122,7 @@ import WalletTestSupport
             for follower in followers {
                 Thread.sleep(forTimeInterval: 0.040)
                 worker.enqueue(
-                    PendingCommand(
-                        command: follower, prepared: PreparedRow(follower), hint: nil, queueKey: nil, deadline: nil
-                    ) { _ in followed.signal() })
+                    Self.pending(follower) { _ in followed.signal() })
             }
             guard answered.wait(timeout: .now() + 30) == .success else { return nil }
             for _ in followers { _ = followed.wait(timeout: .now() + 30) }
@@ -145,10 +153,7 @@ import WalletTestSupport
         func worker(_ name: String, houseSlot: Int) -> StoreWorker {
             StoreWorker(
                 name: name,
-                settings: StoreWorker.Settings(
-                    databaseURL: url, houseSlot: nil, batchSizeMax: 512, queueDepthMax: 100, walletQueueDepthMax: 100,
-                    slowBatchMilliseconds: 0, batchWaitMicroseconds: 1_000_000, batchWaitTarget: 2,
-                    activity: activity, log: { _ in }),
+                settings: Self.settings(url, waitMicroseconds: 1_000_000, target: 2, activity: activity),
                 houseSlot: houseSlot)
         }
         let sibling = worker("sibling-a", houseSlot: 0)
@@ -170,9 +175,7 @@ import WalletTestSupport
             let done = DispatchSemaphore(value: 0)
             func queue(_ command: Command, on worker: StoreWorker) {
                 worker.enqueue(
-                    PendingCommand(
-                        command: command, prepared: PreparedRow(command), hint: nil, queueKey: nil, deadline: nil
-                    ) { outcome in
+                    Self.pending(command) { outcome in
                         if case .failure(let error) = outcome { Issue.record("\(error)") }
                         done.signal()
                     })

@@ -19,12 +19,7 @@ import WalletPostgres
         for wallet in wallets {
             _ = try await store.createWallet(try CreateWallet(walletID: wallet, overdraftLimit: overdraft, labels: [:]))
             if funds > 0 {
-                _ = try await store.execute(
-                    .credit(
-                        try Credit(
-                            transactionID: "fund-\(wallet)", walletID: wallet, asset: "USD", amount: funds, bucket: "",
-                            metadata: [:])),
-                    deadline: nil)
+                _ = try await store.execute(try credit("fund-\(wallet)", wallet, funds), deadline: nil)
             }
         }
     }
@@ -32,6 +27,11 @@ import WalletPostgres
     static func expectClean(_ url: String) throws {
         let problems = try LedgerVerifier.verify(databaseURL: url)
         #expect(problems.isEmpty, "verify: \(problems)")
+    }
+
+    static func credit(_ id: String, _ wallet: String, _ amount: Int64) throws(LedgerError) -> Command {
+        .credit(
+            try Credit(transactionID: id, walletID: wallet, asset: "USD", amount: amount, bucket: "", metadata: [:]))
     }
 
     static func debit(_ id: String, _ wallet: String, _ amount: Int64, funding: [String] = []) throws(LedgerError)
@@ -376,11 +376,7 @@ import WalletPostgres
         defer { store.shutdown() }
         try await Self.seed(store, wallets: ["p"], funds: 0)
         for index in 0..<25 {
-            _ = try await store.execute(
-                .credit(
-                    try Credit(
-                        transactionID: "c-\(index)", walletID: "p", asset: "USD", amount: 1, bucket: "", metadata: [:])),
-                deadline: nil)
+            _ = try await store.execute(try Self.credit("c-\(index)", "p", 1), deadline: nil)
         }
         var seen: [String] = []
         var cursor: Int64? = nil
@@ -404,11 +400,7 @@ import WalletPostgres
         for (index, wallet) in wallets.enumerated() {
             _ = try await store.createWallet(try CreateWallet(walletID: wallet, overdraftLimit: 0, labels: [:]))
             _ = try await store.execute(
-                .credit(
-                    try Credit(
-                        transactionID: "fund-\(wallet)", walletID: wallet, asset: "USD",
-                        amount: Int64(index + 1) * 100, bucket: "", metadata: [:])),
-                deadline: nil)
+                try Self.credit("fund-\(wallet)", wallet, Int64(index + 1) * 100), deadline: nil)
         }
         _ = try await store.execute(
             .authorize(
@@ -526,12 +518,7 @@ import WalletPostgres
         var newestFirst: [String: [String]] = [:]
         for (wallet, count) in counts {
             for index in 0..<count {
-                _ = try await store.execute(
-                    .credit(
-                        try Credit(
-                            transactionID: "\(wallet)-\(index)", walletID: wallet, asset: "USD", amount: 1, bucket: "",
-                            metadata: [:])),
-                    deadline: nil)
+                _ = try await store.execute(try Self.credit("\(wallet)-\(index)", wallet, 1), deadline: nil)
             }
             newestFirst[wallet] = (0..<count).reversed().map { "\(wallet)-\($0)" }
         }
