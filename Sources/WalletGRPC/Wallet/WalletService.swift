@@ -36,8 +36,11 @@ package final class WalletService: RoutedService {
         do throws(LedgerError) {
             switch method {
             case .credit, .debit, .authorize, .settle, .rollback, .reverse, .transfer:
+                var command = try Self.command(method, request)
+                // Who wrote it comes from the certificate, never the request.
+                command.caller = context.caller ?? ""
                 store.submit(
-                    try Self.command(method, request), deadline: deadline,
+                    command, deadline: deadline,
                     completion: Self.answer(respond) { Responses.operation($0, method: method) })
             case .getBalance:
                 let (walletID, asset) = try Requests.getBalance(request)
