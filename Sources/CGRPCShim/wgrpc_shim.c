@@ -23,6 +23,7 @@
 #define _GNU_SOURCE // pthread_setname_np
 
 #include "wgrpc_shim.h"
+#include "wgrpc_internal.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -100,6 +101,14 @@ struct wgrpc_call {
   atomic_int handle_refs;
   gpr_timespec deadline; // GPR_CLOCK_MONOTONIC
   char *peer;            // gpr_malloc'd, may be NULL
+  // Read once when the call arrives (see wgrpc_call_get_context); malloc'd,
+  // NULL when absent.
+  char *identity;
+  size_t identity_len;
+  char *traceparent;
+  size_t traceparent_len;
+  char *request_id;
+  size_t request_id_len;
   wgrpc_tag closed_tag;
   wgrpc_tag responded_tag;
   int close_cancelled;
@@ -145,6 +154,7 @@ struct wgrpc_server {
   bool *methods_streaming; // per registered method
   request_slot *slots;
   int slot_count;
+  wgrpc_tls *tls; // retained while the gRPC server may fetch from it
   wgrpc_tag shutdown_tag;
 
   pthread_mutex_t mutex;
@@ -175,10 +185,10 @@ static void library_init_once(void) {
   grpc_init();
 }
 
-// The one place that decides transport security. mTLS replaces this with
-// grpc_ssl_server_credentials_create_ex(...) fed from configuration.
-static grpc_server_credentials *server_credentials_create(void) {
-  return grpc_insecure_server_credentials_create();
+// The one place that decides transport security.
+static grpc_server_credentials *server_credentials_create(wgrpc_tls *tls) {
+  return tls != NULL ? wgrpc_tls_server_credentials(tls)
+                     : grpc_insecure_server_credentials_create();
 }
 
 static void set_error(char *error, size_t capacity, const char *format, ...) {
@@ -210,6 +220,9 @@ static void call_handle_release(wgrpc_call *call) {
     if (call->peer != NULL) {
       gpr_free(call->peer);
     }
+    free(call->identity);
+    free(call->traceparent);
+    free(call->request_id);
     free(call);
   }
 }
@@ -260,9 +273,91 @@ static void call_grpc_release(wgrpc_call *call) {
 // Creates the call, links it into the live list and decides under the server
 // lock whether the application may see it, so shutdown's orphan pass cannot
 // miss a call handed over concurrently.
+// A copy of `length` bytes at `bytes`, NUL-terminated for debuggers.
+static char *copy_bytes(const void *bytes, size_t length) {
+  char *copy = malloc(length + 1);
+  WGRPC_ASSERT(copy != NULL, "out of memory");
+  memcpy(copy, bytes, length);
+  copy[length] = '\0';
+  return copy;
+}
+
+// An identity is stored with the transactions it writes and logged: it must
+// be 1 to WGRPC_IDENTITY_BYTES_MAX bytes with no control characters (no NUL
+// for Postgres text, no newline for a log line). A certificate whose chosen
+// name breaks this carries no identity.
+static bool identity_is_printable(const char *value, size_t length) {
+  if (length == 0 || length > WGRPC_IDENTITY_BYTES_MAX) {
+    return false;
+  }
+  for (size_t i = 0; i < length; i++) {
+    unsigned char byte = (unsigned char)value[i];
+    if (byte < 0x20 || byte == 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The verified client certificate's identity: the first URI SAN, else the
+// first DNS SAN, else the subject CN. gRPC core lists a certificate's SANs
+// in the order the certificate gives them.
+static void call_read_identity(wgrpc_call *call) {
+  grpc_auth_context *context = grpc_call_auth_context(call->call);
+  if (context == NULL) {
+    return;
+  }
+  static const char *const sources[] = {GRPC_PEER_URI_PROPERTY_NAME,
+                                        GRPC_PEER_DNS_PROPERTY_NAME,
+                                        GRPC_X509_CN_PROPERTY_NAME};
+  for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
+    grpc_auth_property_iterator properties =
+        grpc_auth_context_find_properties_by_name(context, sources[i]);
+    const grpc_auth_property *property =
+        grpc_auth_property_iterator_next(&properties);
+    if (property == NULL) {
+      continue;
+    }
+    // The first name of the first source that has one decides: a bad one
+    // leaves the call without identity rather than falling back.
+    if (identity_is_printable(property->value, property->value_length)) {
+      call->identity = copy_bytes(property->value, property->value_length);
+      call->identity_len = property->value_length;
+    }
+    break;
+  }
+  grpc_auth_context_release(context);
+}
+
+// Copies the request metadata the service reads. gRPC core lowercases keys.
+static void call_read_metadata(wgrpc_call *call,
+                               const grpc_metadata_array *metadata) {
+  for (size_t i = 0; i < metadata->count; i++) {
+    const grpc_metadata *entry = &metadata->metadata[i];
+    size_t value_length = GRPC_SLICE_LENGTH(entry->value);
+    if (value_length == 0 || value_length > WGRPC_METADATA_VALUE_BYTES_MAX) {
+      continue;
+    }
+    char **target = NULL;
+    size_t *target_length = NULL;
+    if (grpc_slice_str_cmp(entry->key, "traceparent") == 0) {
+      target = &call->traceparent;
+      target_length = &call->traceparent_len;
+    } else if (grpc_slice_str_cmp(entry->key, "x-request-id") == 0) {
+      target = &call->request_id;
+      target_length = &call->request_id_len;
+    }
+    if (target != NULL && *target == NULL) {
+      *target = copy_bytes(GRPC_SLICE_START_PTR(entry->value), value_length);
+      *target_length = value_length;
+    }
+  }
+}
+
 static wgrpc_call *call_create(wgrpc_server *server, grpc_call *grpc_call_,
-                               gpr_timespec deadline, bool registered,
-                               bool *hand_to_application) {
+                               gpr_timespec deadline,
+                               const grpc_metadata_array *metadata,
+                               bool registered, bool *hand_to_application) {
   wgrpc_call *call = calloc(1, sizeof(*call));
   WGRPC_ASSERT(call != NULL, "out of memory");
   WGRPC_ASSERT(pthread_mutex_init(&call->mutex, NULL) == 0,
@@ -275,6 +370,10 @@ static wgrpc_call *call_create(wgrpc_server *server, grpc_call *grpc_call_,
   atomic_init(&call->handle_refs, 2); // owner's handle + gRPC side
   call->deadline = gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC);
   call->peer = grpc_call_get_peer(grpc_call_);
+  if (registered) {
+    call_read_identity(call);
+    call_read_metadata(call, metadata);
+  }
   call->closed_tag = (wgrpc_tag){TAG_CALL_CLOSED, call};
   call->responded_tag = (wgrpc_tag){TAG_CALL_RESPONDED, call};
   call->sent_tag = (wgrpc_tag){TAG_CALL_SENT, call};
@@ -659,6 +758,20 @@ int64_t wgrpc_call_deadline_remaining_ms(const wgrpc_call *call) {
   return remaining.tv_sec * 1000 + remaining.tv_nsec / 1000000;
 }
 
+void wgrpc_call_get_context(const wgrpc_call *call,
+                            wgrpc_call_context *context) {
+  *context = (wgrpc_call_context){
+      .peer = call->peer,
+      .peer_len = call->peer != NULL ? strlen(call->peer) : 0,
+      .identity = call->identity,
+      .identity_len = call->identity_len,
+      .traceparent = call->traceparent,
+      .traceparent_len = call->traceparent_len,
+      .request_id = call->request_id,
+      .request_id_len = call->request_id_len,
+  };
+}
+
 size_t wgrpc_call_peer(const wgrpc_call *call, char *buffer, size_t capacity) {
   const char *peer = call->peer != NULL ? call->peer : "";
   size_t length = strlen(peer);
@@ -717,16 +830,18 @@ static void slot_completed(request_slot *slot, bool success) {
   grpc_byte_buffer *payload = slot->payload;
   slot->call = NULL;
   slot->payload = NULL;
-  // The array is ours; its entries belong to the call.
-  grpc_metadata_array_destroy(&slot->request_metadata);
 
   if (success && accepted != NULL) {
     bool registered = slot->method_index >= 0;
     gpr_timespec deadline =
         registered ? slot->deadline : slot->details.deadline;
     bool hand_to_application = false;
-    wgrpc_call *call = call_create(server, accepted, deadline, registered,
-                                   &hand_to_application);
+    wgrpc_call *call =
+        call_create(server, accepted, deadline, &slot->request_metadata,
+                    registered, &hand_to_application);
+    // The array is ours; its entries belong to the call, and what the call
+    // keeps of them is copied.
+    grpc_metadata_array_destroy(&slot->request_metadata);
     call_start_close_batch(call);
     if (!registered) {
       char message[WGRPC_ERROR_MESSAGE_BYTES_MAX];
@@ -753,8 +868,11 @@ static void slot_completed(request_slot *slot, bool success) {
         grpc_slice_unref(request);
       }
     }
-  } else if (accepted != NULL) {
-    grpc_call_unref(accepted);
+  } else {
+    grpc_metadata_array_destroy(&slot->request_metadata);
+    if (accepted != NULL) {
+      grpc_call_unref(accepted);
+    }
   }
 
   if (payload != NULL) {
@@ -847,6 +965,7 @@ static void server_free(wgrpc_server *server) {
   free(server->registered_methods);
   free(server->methods_streaming);
   free(server->slots);
+  wgrpc_tls_release(server->tls);
   free(server);
 }
 
@@ -865,7 +984,36 @@ wgrpc_server *wgrpc_server_create_with_kinds(
     const char *listen_address, const char *const *methods,
     const int *method_kinds, int method_count, wgrpc_request_callback callback,
     void *user_ctx, char *error, size_t error_capacity) {
+  return wgrpc_server_create_with_options(listen_address, methods,
+                                          method_kinds, method_count, NULL,
+                                          callback, user_ctx, error,
+                                          error_capacity);
+}
+
+// Appends an integer channel argument when `value` is set (> 0).
+static void add_integer_argument(grpc_arg *arguments, size_t *count,
+                                 size_t capacity, const char *key,
+                                 int value) {
+  if (value <= 0) {
+    return;
+  }
+  WGRPC_ASSERT(*count < capacity, "too many channel arguments");
+  arguments[*count].type = GRPC_ARG_INTEGER;
+  arguments[*count].key = (char *)key;
+  arguments[*count].value.integer = value;
+  *count += 1;
+}
+
+wgrpc_server *wgrpc_server_create_with_options(
+    const char *listen_address, const char *const *methods,
+    const int *method_kinds, int method_count,
+    const wgrpc_server_options *options, wgrpc_request_callback callback,
+    void *user_ctx, char *error, size_t error_capacity) {
   set_error(error, error_capacity, "");
+  wgrpc_server_options settings = {0};
+  if (options != NULL) {
+    settings = *options;
+  }
   if (listen_address == NULL || callback == NULL || method_count < 0 ||
       method_count > WGRPC_METHODS_MAX ||
       (method_count > 0 && methods == NULL)) {
@@ -890,11 +1038,39 @@ wgrpc_server *wgrpc_server_create_with_kinds(
   server->shutdown_tag = (wgrpc_tag){TAG_SERVER_SHUTDOWN, server};
 
   // SO_REUSEPORT would let a second server silently share a busy port.
-  grpc_arg arguments[1];
+  grpc_arg arguments[12];
+  size_t argument_count = 1;
   arguments[0].type = GRPC_ARG_INTEGER;
   arguments[0].key = GRPC_ARG_ALLOW_REUSEPORT;
   arguments[0].value.integer = 0;
-  grpc_channel_args channel_args = {1, arguments};
+  const size_t capacity = sizeof(arguments) / sizeof(arguments[0]);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                       settings.max_concurrent_streams);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                       settings.max_connection_idle_ms);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                       settings.max_connection_age_ms);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                       settings.max_connection_age_grace_ms);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_KEEPALIVE_TIME_MS, settings.keepalive_time_ms);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                       settings.keepalive_timeout_ms);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                       settings.max_receive_message_bytes);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_MAX_METADATA_SIZE,
+                       settings.max_header_list_bytes);
+  add_integer_argument(arguments, &argument_count, capacity,
+                       GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                       settings.handshake_timeout_ms);
+  grpc_channel_args channel_args = {argument_count, arguments};
   server->server = grpc_server_create(&channel_args, NULL);
   server->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(server->server, server->cq, NULL);
@@ -932,7 +1108,13 @@ wgrpc_server *wgrpc_server_create_with_kinds(
     }
   }
 
-  grpc_server_credentials *credentials = server_credentials_create();
+  if (settings.tls != NULL) {
+    // Released in server_free, after grpc_server_destroy: the credentials'
+    // fetcher points at it until then.
+    wgrpc_tls_retain(settings.tls);
+    server->tls = settings.tls;
+  }
+  grpc_server_credentials *credentials = server_credentials_create(server->tls);
   server->port =
       grpc_server_add_http2_port(server->server, listen_address, credentials);
   grpc_server_credentials_release(credentials);
@@ -1273,7 +1455,19 @@ static void channel_free(wgrpc_channel *channel) {
 
 wgrpc_channel *wgrpc_channel_create(const char *target, int thread_count,
                                     char *error, size_t error_capacity) {
+  return wgrpc_channel_create_secure(target, thread_count, NULL, error,
+                                     error_capacity);
+}
+
+wgrpc_channel *wgrpc_channel_create_secure(const char *target, int thread_count,
+                                           const wgrpc_channel_tls *tls,
+                                           char *error, size_t error_capacity) {
   set_error(error, error_capacity, "");
+  if (tls != NULL && (tls->cert_chain_pem == NULL) != (tls->key_pem == NULL)) {
+    set_error(error, error_capacity,
+              "a client certificate needs its key, and a key its certificate");
+    return NULL;
+  }
   if (target == NULL || target[0] == '\0' || thread_count < 1 ||
       thread_count > WGRPC_CHANNEL_THREADS_MAX) {
     set_error(error, error_capacity, "invalid arguments");
@@ -1294,16 +1488,29 @@ wgrpc_channel *wgrpc_channel_create(const char *target, int thread_count,
   // caller that wants N connections creates N channels. Retries are the
   // caller's business (a load generator counts them itself), and the retry
   // filter would buffer every request.
-  grpc_arg arguments[2];
+  grpc_arg arguments[3];
+  size_t argument_count = 2;
   arguments[0].type = GRPC_ARG_INTEGER;
   arguments[0].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
   arguments[0].value.integer = 1;
   arguments[1].type = GRPC_ARG_INTEGER;
   arguments[1].key = GRPC_ARG_ENABLE_RETRIES;
   arguments[1].value.integer = 0;
-  grpc_channel_args channel_args = {2, arguments};
-  grpc_channel_credentials *credentials =
-      grpc_insecure_credentials_create();
+  if (tls != NULL && tls->server_name_override != NULL) {
+    arguments[2].type = GRPC_ARG_STRING;
+    arguments[2].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+    arguments[2].value.string = (char *)tls->server_name_override;
+    argument_count = 3;
+  }
+  grpc_channel_args channel_args = {argument_count, arguments};
+  grpc_channel_credentials *credentials;
+  if (tls != NULL) {
+    grpc_ssl_pem_key_cert_pair pair = {tls->key_pem, tls->cert_chain_pem};
+    credentials = grpc_ssl_credentials_create(
+        tls->root_pem, tls->cert_chain_pem != NULL ? &pair : NULL, NULL, NULL);
+  } else {
+    credentials = grpc_insecure_credentials_create();
+  }
   channel->channel = grpc_channel_create(target, credentials, &channel_args);
   grpc_channel_credentials_release(credentials);
   if (channel->channel == NULL) {

@@ -52,6 +52,49 @@ public enum Command: Sendable {
         }
     }
 
+    /// The identity that sent the command (see `Credit.caller`); always
+    /// empty for the internal Expire, on which setting it does nothing.
+    public var caller: String {
+        get {
+            switch self {
+            case .credit(let c): c.caller
+            case .debit(let c): c.caller
+            case .authorize(let c): c.caller
+            case .settle(let c): c.caller
+            case .rollback(let c): c.caller
+            case .reverse(let c): c.caller
+            case .transfer(let c): c.caller
+            case .expire: ""
+            }
+        }
+        set {
+            switch self {
+            case .credit(var c):
+                c.caller = newValue
+                self = .credit(c)
+            case .debit(var c):
+                c.caller = newValue
+                self = .debit(c)
+            case .authorize(var c):
+                c.caller = newValue
+                self = .authorize(c)
+            case .settle(var c):
+                c.caller = newValue
+                self = .settle(c)
+            case .rollback(var c):
+                c.caller = newValue
+                self = .rollback(c)
+            case .reverse(var c):
+                c.caller = newValue
+                self = .reverse(c)
+            case .transfer(var c):
+                c.caller = newValue
+                self = .transfer(c)
+            case .expire: break
+            }
+        }
+    }
+
     /// The wallet a command is queued behind: the one whose order matters.
     /// Nil when it is only known after a lookup (Settle, Rollback, Reverse, Expire).
     public var primaryWalletID: String? {
@@ -72,6 +115,10 @@ public struct Credit: Sendable {
     public var amount: Int64
     public var bucket: String
     public var metadata: [String: String]
+    /// The identity that sent it (its client certificate's), set by the
+    /// transport; empty when the call carried none. Recorded on the
+    /// transaction it writes, never compared by idempotency.
+    public var caller = ""
 
     public init(
         transactionID: String, walletID: String, asset: String, amount: Int64, bucket: String,
@@ -105,6 +152,10 @@ public struct Debit: Sendable {
     public var amount: Int64
     public var funding: [String]
     public var metadata: [String: String]
+    /// The identity that sent it (its client certificate's), set by the
+    /// transport; empty when the call carried none. Recorded on the
+    /// transaction it writes, never compared by idempotency.
+    public var caller = ""
 
     public init(
         transactionID: String, walletID: String, asset: String, amount: Int64, funding: [String],
@@ -138,6 +189,10 @@ public struct Authorize: Sendable {
     public var amount: Int64
     public var funding: [String]
     public var metadata: [String: String]
+    /// The identity that sent it (its client certificate's), set by the
+    /// transport; empty when the call carried none. Recorded on the
+    /// transaction it writes, never compared by idempotency.
+    public var caller = ""
     public var expiresInMilliseconds: Int64
 
     public init(
@@ -183,6 +238,10 @@ public struct Settle: Sendable {
     /// Empty: the house.
     public var destinationWalletID: String
     public var metadata: [String: String]
+    /// The identity that sent it (its client certificate's), set by the
+    /// transport; empty when the call carried none. Recorded on the
+    /// transaction it writes, never compared by idempotency.
+    public var caller = ""
 
     public init(
         transactionID: String, authorizationID: String, captureAmount: Int64, payout: Int64,
@@ -220,6 +279,10 @@ public struct Rollback: Sendable {
     public var transactionID: String
     public var targetTransactionID: String
     public var metadata: [String: String]
+    /// The identity that sent it (its client certificate's), set by the
+    /// transport; empty when the call carried none. Recorded on the
+    /// transaction it writes, never compared by idempotency.
+    public var caller = ""
 
     public init(transactionID: String, targetTransactionID: String, metadata: [String: String]) throws(LedgerError) {
         try Validate.transactionID(transactionID)
@@ -245,6 +308,10 @@ public struct Reverse: Sendable {
     public var originalTransactionID: String
     public var reason: String
     public var metadata: [String: String]
+    /// The identity that sent it (its client certificate's), set by the
+    /// transport; empty when the call carried none. Recorded on the
+    /// transaction it writes, never compared by idempotency.
+    public var caller = ""
 
     public init(transactionID: String, originalTransactionID: String, reason: String, metadata: [String: String])
         throws(LedgerError)
@@ -280,6 +347,10 @@ public struct Transfer: Sendable {
     public var amount: Int64
     public var bucket: String
     public var metadata: [String: String]
+    /// The identity that sent it (its client certificate's), set by the
+    /// transport; empty when the call carried none. Recorded on the
+    /// transaction it writes, never compared by idempotency.
+    public var caller = ""
 
     public init(
         transactionID: String, fromWalletID: String, toWalletID: String, asset: String, amount: Int64,

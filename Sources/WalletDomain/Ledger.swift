@@ -310,7 +310,7 @@ private struct Context {
     mutating func credit(_ c: Credit) throws(LedgerError) -> OperationResult {
         var record = TransactionRecord(
             id: c.transactionID, kind: .credit, status: .posted, walletID: c.walletID, asset: c.asset,
-            amount: c.amount, createdAt: now, metadata: c.metadata, request: c.fingerprint)
+            amount: c.amount, createdAt: now, metadata: c.metadata, caller: c.caller, request: c.fingerprint)
         if let replayed = try replay(record) { return replayed }
         _ = try requireWallet(c.walletID)
         try requireAsset(c.asset)
@@ -328,7 +328,7 @@ private struct Context {
     mutating func debit(_ c: Debit) throws(LedgerError) -> OperationResult {
         var record = TransactionRecord(
             id: c.transactionID, kind: .debit, status: .posted, walletID: c.walletID, asset: c.asset,
-            amount: c.amount, createdAt: now, metadata: c.metadata, request: c.fingerprint)
+            amount: c.amount, createdAt: now, metadata: c.metadata, caller: c.caller, request: c.fingerprint)
         if let replayed = try replay(record) { return replayed }
         let wallet = try requireWallet(c.walletID)
         try requireAsset(c.asset)
@@ -353,7 +353,7 @@ private struct Context {
         var record = TransactionRecord(
             id: c.transactionID, kind: .authorize, status: .pending, walletID: c.walletID, asset: c.asset,
             amount: c.amount, createdAt: now, metadata: c.metadata,
-            expiresAt: now + c.expiresInMilliseconds * 1000, request: c.fingerprint)
+            expiresAt: now + c.expiresInMilliseconds * 1000, caller: c.caller, request: c.fingerprint)
         if let replayed = try replay(record) { return replayed }
         let wallet = try requireWallet(c.walletID)
         try requireAsset(c.asset)
@@ -371,7 +371,8 @@ private struct Context {
         if let replayed = try replay(
             TransactionRecord(
                 id: c.transactionID, kind: .settle, status: .posted, walletID: "", asset: "", amount: c.captureAmount,
-                createdAt: now, metadata: c.metadata, targetID: c.authorizationID, request: request))
+                createdAt: now, metadata: c.metadata, targetID: c.authorizationID, caller: c.caller,
+                request: request))
         {
             return replayed
         }
@@ -390,7 +391,7 @@ private struct Context {
         var record = TransactionRecord(
             id: c.transactionID, kind: .settle, status: .posted, walletID: hold.walletID, asset: hold.asset,
             amount: capture, createdAt: now, metadata: c.metadata, targetID: hold.id,
-            counterpartyWalletID: c.destinationWalletID, request: request)
+            counterpartyWalletID: c.destinationWalletID, caller: c.caller, request: request)
         switch hold.status {
         case .settled: throw reject(.alreadySettled, record, "authorization \(hold.id) is already settled")
         case .rolledBack: throw reject(.alreadyRolledBack, record, "authorization \(hold.id) was rolled back")
@@ -430,13 +431,15 @@ private struct Context {
         if let replayed = try replay(
             TransactionRecord(
                 id: c.transactionID, kind: .rollback, status: .posted, walletID: "", asset: "", amount: 0,
-                createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, request: request))
+                createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, caller: c.caller,
+                request: request))
         {
             return replayed
         }
         var record = TransactionRecord(
             id: c.transactionID, kind: .rollback, status: .posted, walletID: "", asset: "", amount: 0,
-            createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, request: request)
+            createdAt: now, metadata: c.metadata, targetID: c.targetTransactionID, caller: c.caller,
+            request: request)
         guard let target = state.transactions[c.targetTransactionID], target.kind != .tombstone else {
             if state.transactions[c.targetTransactionID] == nil {
                 // The bet has not arrived (networks reorder): leave a tombstone
@@ -444,7 +447,7 @@ private struct Context {
                 state.insert(
                     TransactionRecord(
                         id: c.targetTransactionID, kind: .tombstone, status: .rolledBack, walletID: "", asset: "",
-                        amount: 0, createdAt: now, targetID: c.transactionID))
+                        amount: 0, createdAt: now, targetID: c.transactionID, caller: c.caller))
             }
             return commit(record, targetFound: false)
         }
@@ -488,7 +491,8 @@ private struct Context {
         if let replayed = try replay(
             TransactionRecord(
                 id: c.transactionID, kind: .reverse, status: .posted, walletID: "", asset: "", amount: 0,
-                createdAt: now, metadata: c.metadata, targetID: c.originalTransactionID, request: request))
+                createdAt: now, metadata: c.metadata, targetID: c.originalTransactionID, caller: c.caller,
+                request: request))
         {
             return replayed
         }
@@ -499,7 +503,7 @@ private struct Context {
         var record = TransactionRecord(
             id: c.transactionID, kind: .reverse, status: .posted, walletID: original.walletID, asset: original.asset,
             amount: original.amount, createdAt: now, metadata: c.metadata, targetID: original.id,
-            reason: "", request: request)
+            reason: "", caller: c.caller, request: request)
         guard [.credit, .debit, .settle].contains(original.kind), original.status != .rejected else {
             throw reject(.notReversible, record, "only a posted Credit, Debit or Settle can be reversed")
         }
@@ -528,7 +532,7 @@ private struct Context {
         var record = TransactionRecord(
             id: c.transactionID, kind: .transfer, status: .posted, walletID: c.fromWalletID, asset: c.asset,
             amount: c.amount, createdAt: now, metadata: c.metadata, counterpartyWalletID: c.toWalletID,
-            request: c.fingerprint)
+            caller: c.caller, request: c.fingerprint)
         if let replayed = try replay(record) { return replayed }
         let payer = try requireWallet(c.fromWalletID)
         _ = try requireWallet(c.toWalletID)

@@ -125,6 +125,10 @@ public struct TransactionRecord: Sendable, Equatable {
     public var reason: String
     /// Transfer: the payee; Settle: the destination, empty for the house.
     public var counterpartyWalletID: String
+    /// The identity whose call wrote this record (its client certificate's);
+    /// empty when the call carried none, and for expiries (the sweeper's). A
+    /// status change keeps it: the record is still the one that call wrote.
+    public var caller: String
     /// The request's fields as canonical text, for idempotency comparison.
     public var request: RequestFingerprint
     /// Rollback: whether its target existed when it was applied.
@@ -134,7 +138,7 @@ public struct TransactionRecord: Sendable, Equatable {
         id: String, kind: TransactionKind, status: TransactionStatus, walletID: String, asset: String,
         amount: Int64, entries: [Entry] = [], createdAt: Timestamp, metadata: [String: String] = [:],
         targetID: String = "", funding: [BucketAmount] = [], expiresAt: Timestamp = 0, reason: String = "",
-        counterpartyWalletID: String = "", request: RequestFingerprint = RequestFingerprint([]),
+        counterpartyWalletID: String = "", caller: String = "", request: RequestFingerprint = RequestFingerprint([]),
         targetFound: Bool = false
     ) {
         self.targetFound = targetFound
@@ -152,6 +156,7 @@ public struct TransactionRecord: Sendable, Equatable {
         self.expiresAt = expiresAt
         self.reason = reason
         self.counterpartyWalletID = counterpartyWalletID
+        self.caller = caller
         self.request = request
     }
 

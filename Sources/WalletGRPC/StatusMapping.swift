@@ -22,21 +22,28 @@ enum StatusMapping {
     }
 
     static func status(_ error: LedgerError) -> RPCStatus {
-        let code = code(error.code)
-        return RPCStatus(code: code, message: error.message, details: details(error, code: code))
+        status(code: code(error.code), reason: error.reason, message: error.message, metadata: error.metadata)
     }
 
-    static func details(_ error: LedgerError, code: Int32) -> [UInt8] {
+    /// A status with an ErrorInfo for refusals that are not the ledger's
+    /// (the transport's access rules).
+    static func status(code: Int32, reason: String, message: String, metadata: [String: String] = [:]) -> RPCStatus {
+        RPCStatus(
+            code: code, message: message,
+            details: details(code: code, reason: reason, message: message, metadata: metadata))
+    }
+
+    static func details(code: Int32, reason: String, message: String, metadata: [String: String]) -> [UInt8] {
         let arena = CArena()
         let info = arena.allocate(Google__Rpc__ErrorInfo.self)
         google__rpc__error_info__init(info)
-        info.pointee.reason = arena.string(error.reason)
+        info.pointee.reason = arena.string(reason)
         info.pointee.domain = arena.string(errorDomain)
-        let entries = error.metadata.keys.sorted().map { key in
+        let entries = metadata.keys.sorted().map { key in
             let entry = arena.allocate(Google__Rpc__ErrorInfo__MetadataEntry.self)
             google__rpc__error_info__metadata_entry__init(entry)
             entry.pointee.key = arena.string(key)
-            entry.pointee.value = arena.string(error.metadata[key]!)
+            entry.pointee.value = arena.string(metadata[key]!)
             return entry
         }
         info.pointee.n_metadata = entries.count
@@ -50,7 +57,7 @@ enum StatusMapping {
         let status = arena.allocate(Google__Rpc__Status.self)
         google__rpc__status__init(status)
         status.pointee.code = code
-        status.pointee.message = arena.string(error.message)
+        status.pointee.message = arena.string(message)
         status.pointee.n_details = 1
         status.pointee.details = arena.array([any])
         return pack(status)

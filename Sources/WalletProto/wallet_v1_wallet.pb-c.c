@@ -1622,7 +1622,7 @@ const ProtobufCMessageDescriptor wallet__v1__transaction__metadata_entry__descri
   (ProtobufCMessageInit) wallet__v1__transaction__metadata_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor wallet__v1__transaction__field_descriptors[14] =
+static const ProtobufCFieldDescriptor wallet__v1__transaction__field_descriptors[15] =
 {
   {
     "transaction_id",
@@ -1792,10 +1792,23 @@ static const ProtobufCFieldDescriptor wallet__v1__transaction__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "caller",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Wallet__V1__Transaction, caller),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned wallet__v1__transaction__field_indices_by_name[] = {
   5,   /* field[5] = amount */
   4,   /* field[4] = asset */
+  14,   /* field[14] = caller */
   13,   /* field[13] = counterparty_wallet_id */
   7,   /* field[7] = created_at */
   6,   /* field[6] = entries */
@@ -1812,7 +1825,7 @@ static const unsigned wallet__v1__transaction__field_indices_by_name[] = {
 static const ProtobufCIntRange wallet__v1__transaction__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor wallet__v1__transaction__descriptor =
 {
@@ -1822,7 +1835,7 @@ const ProtobufCMessageDescriptor wallet__v1__transaction__descriptor =
   "Wallet__V1__Transaction",
   "wallet.v1",
   sizeof(Wallet__V1__Transaction),
-  14,
+  15,
   wallet__v1__transaction__field_descriptors,
   wallet__v1__transaction__field_indices_by_name,
   1,  wallet__v1__transaction__number_ranges,

@@ -1,4 +1,5 @@
 import Foundation
+import WalletGRPC
 import WalletPostgres
 
 /// Command line and environment: flags win over the environment, which wins
@@ -26,6 +27,16 @@ struct Options {
     var embeddedPort = 54329
     var drainTimeoutMilliseconds = 10_000
     var sweepIntervalMilliseconds = 500
+    /// TLS: both or neither; the client CA turns on mutual TLS.
+    var tlsCertificateFile: String?
+    var tlsKeyFile: String?
+    var tlsClientCAFile: String?
+    var permissionsFile: String?
+    /// Plaintext on an address other than loopback.
+    var allowInsecure = false
+    var transport = TransportSettings()
+    /// How often the listener is checked; 0: never.
+    var listenerProbeMilliseconds = 5_000
 
     static let usage = """
         usage: wallet-server [serve|migrate|verify|postgres] [options]
@@ -54,6 +65,25 @@ struct Options {
           --embedded-port N          [WALLET_EMBEDDED_PORT] default 54329
           --drain-timeout-ms N                              default 10000
           --sweep-interval-ms N                             how often expired holds are looked for, default 500
+
+        callers (SIGHUP reloads the certificate, key, client CA and permissions):
+          --tls-cert FILE            [WALLET_TLS_CERT]      serve TLS with this certificate chain (PEM)
+          --tls-key FILE             [WALLET_TLS_KEY]       and this key (PEM)
+          --tls-client-ca FILE       [WALLET_TLS_CLIENT_CA] mutual TLS: clients need a certificate signed by this CA
+          --permissions FILE         [WALLET_PERMISSIONS]   JSON: identity -> methods it may call (docs/security.md)
+          --allow-insecure           [WALLET_ALLOW_INSECURE=1] plaintext on an address other than loopback
+
+        transport limits (0: gRPC core's default):
+          --max-concurrent-streams N      streams per connection, default \(TransportSettings().maxConcurrentStreams)
+          --max-connection-idle-ms N      close a connection idle this long, default \(TransportSettings().maxConnectionIdleMilliseconds)
+          --max-connection-age-ms N       close a connection this old (0: never), default \(TransportSettings().maxConnectionAgeMilliseconds)
+          --max-connection-age-grace-ms N calls' grace after that, default \(TransportSettings().maxConnectionAgeGraceMilliseconds)
+          --keepalive-time-ms N           ping a connection this often, default \(TransportSettings().keepaliveTimeMilliseconds)
+          --keepalive-timeout-ms N        close it when a ping is unanswered this long, default \(TransportSettings().keepaliveTimeoutMilliseconds)
+          --max-receive-message-bytes N   largest request message, default \(TransportSettings().maxReceiveMessageBytes)
+          --max-header-list-bytes N       largest request header list, default \(TransportSettings().maxHeaderListBytes)
+          --handshake-timeout-ms N        TLS and HTTP/2 handshake time limit, default \(TransportSettings().handshakeTimeoutMilliseconds)
+          --listener-probe-ms N           check the listener accepts this often (0: off), default 5000
         """
 
     static func parse(_ arguments: [String], environment: [String: String]) throws -> Options {
@@ -85,6 +115,11 @@ struct Options {
         if let value = environment["WALLET_EMBEDDED_PORT"] {
             options.embeddedPort = try number(value, "WALLET_EMBEDDED_PORT")
         }
+        if let value = environment["WALLET_TLS_CERT"], !value.isEmpty { options.tlsCertificateFile = value }
+        if let value = environment["WALLET_TLS_KEY"], !value.isEmpty { options.tlsKeyFile = value }
+        if let value = environment["WALLET_TLS_CLIENT_CA"], !value.isEmpty { options.tlsClientCAFile = value }
+        if let value = environment["WALLET_PERMISSIONS"], !value.isEmpty { options.permissionsFile = value }
+        if let value = environment["WALLET_ALLOW_INSECURE"] { options.allowInsecure = value == "1" || value == "true" }
 
         var rest = arguments[...]
         if let first = rest.first, let subcommand = Subcommand(rawValue: first) {
@@ -120,11 +155,58 @@ struct Options {
             case "--embedded-port": options.embeddedPort = try number(try value(), name)
             case "--drain-timeout-ms": options.drainTimeoutMilliseconds = try number(try value(), name)
             case "--sweep-interval-ms": options.sweepIntervalMilliseconds = try number(try value(), name)
+            case "--tls-cert": options.tlsCertificateFile = try value()
+            case "--tls-key": options.tlsKeyFile = try value()
+            case "--tls-client-ca": options.tlsClientCAFile = try value()
+            case "--permissions": options.permissionsFile = try value()
+            case "--allow-insecure": options.allowInsecure = true
+            case "--max-concurrent-streams": options.transport.maxConcurrentStreams = try limit(try value(), name)
+            case "--max-connection-idle-ms":
+                options.transport.maxConnectionIdleMilliseconds = try limit(try value(), name)
+            case "--max-connection-age-ms": options.transport.maxConnectionAgeMilliseconds = try limit(try value(), name)
+            case "--max-connection-age-grace-ms":
+                options.transport.maxConnectionAgeGraceMilliseconds = try limit(try value(), name)
+            case "--keepalive-time-ms": options.transport.keepaliveTimeMilliseconds = try limit(try value(), name)
+            case "--keepalive-timeout-ms": options.transport.keepaliveTimeoutMilliseconds = try limit(try value(), name)
+            case "--max-receive-message-bytes":
+                options.transport.maxReceiveMessageBytes = try limit(try value(), name)
+            case "--max-header-list-bytes": options.transport.maxHeaderListBytes = try limit(try value(), name)
+            case "--handshake-timeout-ms": options.transport.handshakeTimeoutMilliseconds = try limit(try value(), name)
+            case "--listener-probe-ms": options.listenerProbeMilliseconds = try limit(try value(), name)
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown option \(flag)")
             }
         }
+        try options.checkTransportSecurity()
         return options
+    }
+
+    /// TLS flags that make sense together, and plaintext only where only
+    /// this machine can reach it (or where the operator says so).
+    func checkTransportSecurity() throws {
+        if (tlsCertificateFile == nil) != (tlsKeyFile == nil) {
+            throw UsageError("--tls-cert and --tls-key go together")
+        }
+        if tlsClientCAFile != nil, tlsCertificateFile == nil {
+            throw UsageError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
+        }
+        if subcommand == .serve, tlsCertificateFile == nil, !allowInsecure, !Self.isLoopback(listen) {
+            throw UsageError(
+                "refusing plaintext on \(listen), which is not a loopback address: serve TLS (--tls-cert, --tls-key, "
+                    + "--tls-client-ca) or pass --allow-insecure")
+        }
+    }
+
+    /// Whether "HOST:PORT" names a loopback host (127.0.0.0/8, ::1,
+    /// localhost).
+    static func isLoopback(_ listen: String) -> Bool {
+        var host = Substring(listen)
+        if let colon = host.lastIndex(of: ":") { host = host[..<colon] }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        if host == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) else { return false }
+        return octets[0] == "127"
     }
 
     /// Lanes batch best when there are few of them (bigger batches, fewer
@@ -151,6 +233,14 @@ struct Options {
                     : "batch wait off")
         }
         return parts.joined(separator: ", ")
+    }
+
+    /// A limit: 0 (gRPC core's default, or off) or a positive count.
+    private static func limit(_ text: String, _ name: String) throws -> Int {
+        guard let value = Int(text), (0...Int(Int32.max)).contains(value) else {
+            throw UsageError("\(name) must be an integer from 0 to \(Int32.max)")
+        }
+        return value
     }
 
     private static func number(_ text: String, _ name: String) throws -> Int {

@@ -59,6 +59,18 @@ struct WalletServerMain {
 
     static func serve(_ options: Options) throws {
         Log.info("starting (\(options.startupSummary))")
+        let security = try CallerSecurity(options)
+        Log.info("callers: \(security.summary)")
+        if options.tlsCertificateFile == nil, !Options.isLoopback(options.listen) {
+            Log.info(
+                "warning: plaintext on \(options.listen) (--allow-insecure): anyone who reaches this address may "
+                    + "call, and calls carry no identity")
+        }
+        let files = OpenFileLimit.raiseToHardLimit()
+        Log.info(
+            files.after > files.before
+                ? "open-file limit raised from \(files.before) to \(files.after) (the hard limit)"
+                : "open-file limit \(files.after) (already the hard limit)")
         if options.writeMode == .perRequest, options.batchWaitGiven, options.batchWaitMicroseconds > 0 {
             Log.info("note: --batch-wait-us applies to lanes only; per-request mode ignores it")
         }
@@ -73,10 +85,24 @@ struct WalletServerMain {
         configuration.batchWaitTarget = options.batchWaitTarget
         let store = try PostgresLedgerStore(configuration: configuration)
         Log.info("database ready at \(ConnectionString.redacted(url))")
-        let service = WalletService(store: store, pageTokens: store.pageTokens)
-        let server = try WalletServer(listen: options.listen, service: service)
+        let wallet = WalletService(store: store, pageTokens: store.pageTokens)
+        let server = try WalletServer(
+            listen: options.listen, wallet: wallet, interceptors: security.interceptors,
+            settings: options.transport, tls: security.tls)
+        security.warnOfUnservedMethods(served: Set(server.router.paths))
         let host = options.listen.split(separator: ":").dropLast().joined(separator: ":")
         Log.info("listening on \(host):\(server.port)")
+        let probe = ListenerProbe(
+            listen: options.listen, port: server.port, intervalMilliseconds: options.listenerProbeMilliseconds
+        ) { accepting in
+            server.health.set(.listenerStopped, holds: !accepting)
+            Log.info(
+                accepting
+                    ? "listener accepts connections again on \(host):\(server.port): health is SERVING"
+                    : "listener stopped accepting connections on \(host):\(server.port) (gRPC core does not "
+                        + "recover from a failed accept): health is NOT_SERVING; restart this instance")
+        }
+        probe?.start()
 
         let sweeper = HoldSweeper(store: store, intervalMilliseconds: options.sweepIntervalMilliseconds)
         sweeper.start()
@@ -90,8 +116,14 @@ struct WalletServerMain {
             source.resume()
             sources.append(source)
         }
+        signal(SIGHUP, SIG_IGN)
+        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        reload.setEventHandler { security.reload() }
+        reload.resume()
+        sources.append(reload)
         stop.wait()
         Log.info("stopping: draining in-flight calls")
+        probe?.stop()
         sweeper.stop()
         server.shutdown(drainTimeoutMilliseconds: options.drainTimeoutMilliseconds)
         store.shutdown()

@@ -131,6 +131,14 @@ final class FakeStream: ServerStream {
         body?()
     }
 
+    func waitForFinish() async -> Bool {
+        for _ in 0..<1000 {
+            if finished != nil { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return false
+    }
+
     func waitForSent(count: Int) async -> Bool {
         for _ in 0..<1000 {
             if sent.count >= count { return true }

@@ -39,7 +39,7 @@ import WalletPostgres
     @Test func aFlagBeatsTheEnvironmentWhichBeatsTheDefault() throws {
         let environment = [
             "WALLET_POOL_SIZE": "3", "WALLET_LISTEN": "0.0.0.0:7000", "WALLET_WRITE_MODE": "per-request",
-            "DATABASE_URL": "postgresql://env/db",
+            "DATABASE_URL": "postgresql://env/db", "WALLET_ALLOW_INSECURE": "1",
         ]
         let options = try parse(["--pool-size", "5", "--database-url=postgresql://flag/db"], environment)
         #expect(options.poolSize == 5)
@@ -112,5 +112,62 @@ import WalletPostgres
         #expect(capped.startupSummary.hasSuffix("us for 8"))
         let perRequest = try parse(["--write-mode", "per-request", "--pool-size", "9"])
         #expect(perRequest.startupSummary == "write mode per-request, pool 9")
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:50051", true), ("127.0.0.2:1", true), ("localhost:50051", true), ("[::1]:50051", true),
+        ("0.0.0.0:50051", false), ("[::]:50051", false), ("10.0.0.5:50051", false), ("wallet.internal:50051", false),
+        ("127.0.0.1.example.com:1", false), (":50051", false),
+    ])
+    func loopbackAddresses(listen: String, loopback: Bool) {
+        #expect(Options.isLoopback(listen) == loopback)
+    }
+
+    @Test func plaintextOffLoopbackNeedsAllowInsecure() throws {
+        #expect(throws: UsageError.self) { try parse(["--listen", "0.0.0.0:50051"], [:]) }
+        let allowed = try parse(["--listen", "0.0.0.0:50051", "--allow-insecure"], [:])
+        #expect(allowed.allowInsecure)
+        let tls = try parse(["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem"], [:])
+        #expect(tls.tlsCertificateFile == "c.pem" && tls.tlsKeyFile == "k.pem")
+        // migrate and verify do not listen.
+        #expect(try parse(["verify"], ["WALLET_LISTEN": "0.0.0.0:1"]).subcommand == .verify)
+    }
+
+    @Test func tlsFlagsGoTogether() {
+        #expect(throws: UsageError.self) { try parse(["--tls-cert", "c.pem"], [:]) }
+        #expect(throws: UsageError.self) { try parse(["--tls-key", "k.pem"], [:]) }
+        #expect(throws: UsageError.self) { try parse(["--tls-client-ca", "ca.pem"], [:]) }
+    }
+
+    @Test func securityFlagsHaveEnvironmentVariables() throws {
+        let options = try parse(
+            [],
+            [
+                "WALLET_TLS_CERT": "c.pem", "WALLET_TLS_KEY": "k.pem", "WALLET_TLS_CLIENT_CA": "ca.pem",
+                "WALLET_PERMISSIONS": "p.json",
+            ])
+        #expect(options.tlsCertificateFile == "c.pem")
+        #expect(options.tlsKeyFile == "k.pem")
+        #expect(options.tlsClientCAFile == "ca.pem")
+        #expect(options.permissionsFile == "p.json")
+    }
+
+    @Test func transportLimitsAreSettable() throws {
+        let options = try parse(
+            [
+                "--max-concurrent-streams", "7", "--max-connection-idle-ms", "1000", "--max-connection-age-ms", "0",
+                "--keepalive-time-ms", "2000", "--keepalive-timeout-ms", "300", "--max-receive-message-bytes", "65536",
+                "--max-header-list-bytes", "4096", "--handshake-timeout-ms", "500", "--listener-probe-ms", "0",
+            ], [:])
+        #expect(options.transport.maxConcurrentStreams == 7)
+        #expect(options.transport.maxConnectionIdleMilliseconds == 1000)
+        #expect(options.transport.maxConnectionAgeMilliseconds == 0)
+        #expect(options.transport.keepaliveTimeMilliseconds == 2000)
+        #expect(options.transport.keepaliveTimeoutMilliseconds == 300)
+        #expect(options.transport.maxReceiveMessageBytes == 65536)
+        #expect(options.transport.maxHeaderListBytes == 4096)
+        #expect(options.transport.handshakeTimeoutMilliseconds == 500)
+        #expect(options.listenerProbeMilliseconds == 0)
+        #expect(throws: UsageError.self) { try parse(["--max-concurrent-streams", "-1"], [:]) }
     }
 }

@@ -106,6 +106,70 @@ wgrpc_server *wgrpc_server_create_with_kinds(
     const int *method_kinds, int method_count, wgrpc_request_callback callback,
     void *user_ctx, char *error, size_t error_capacity);
 
+// ---------------------------------------------------------------------------
+// Transport security and limits
+
+/// Server TLS material: a certificate chain, its key and, for mutual TLS, the
+/// CA that client certificates must chain to. Reference-counted: a server
+/// created with it keeps it alive until the server is freed. Thread-safe.
+typedef struct wgrpc_tls wgrpc_tls;
+
+/// Checks the PEM texts (the chain parses, the key parses and matches the
+/// leaf certificate, the client CA, when not NULL, holds at least one
+/// certificate) and returns a TLS object, or NULL with a reason in `error`.
+/// `client_ca_pem` NULL: TLS without client certificates (no caller
+/// identity); else every client must present a certificate signed by it, or
+/// the handshake is refused.
+wgrpc_tls *wgrpc_tls_create(const char *cert_chain_pem, const char *key_pem,
+                            const char *client_ca_pem, char *error,
+                            size_t error_capacity);
+
+/// Checks new PEM texts as wgrpc_tls_create does and, when they pass, stages
+/// them: connections accepted from now on use them, open connections keep
+/// theirs. Returns 1 when staged; 0 with a reason in `error` when refused,
+/// and the previous material stays in use. Whether a client CA is given must
+/// not change (gRPC fixes the client-certificate mode when the server starts).
+int wgrpc_tls_reload(wgrpc_tls *tls, const char *cert_chain_pem,
+                     const char *key_pem, const char *client_ca_pem,
+                     char *error, size_t error_capacity);
+
+/// Drops the creator's reference.
+void wgrpc_tls_release(wgrpc_tls *tls);
+
+/// A server's transport settings. A limit of 0 leaves gRPC core's default.
+typedef struct {
+  /// NULL: plaintext.
+  wgrpc_tls *tls;
+  /// Streams one connection may have open at once; more are refused
+  /// (RST_STREAM REFUSED_STREAM). gRPC core's default is unlimited.
+  int max_concurrent_streams;
+  /// A connection with no call open for this long is closed (GOAWAY).
+  int max_connection_idle_ms;
+  /// A connection is closed this long after it opened (GOAWAY), after
+  /// max_connection_age_grace_ms for calls still open on it.
+  int max_connection_age_ms;
+  int max_connection_age_grace_ms;
+  /// The server pings an idle connection this often and closes it when no
+  /// answer comes within keepalive_timeout_ms.
+  int keepalive_time_ms;
+  int keepalive_timeout_ms;
+  /// Larger request messages are refused with RESOURCE_EXHAUSTED.
+  int max_receive_message_bytes;
+  /// The header list size advertised in SETTINGS and enforced per call.
+  int max_header_list_bytes;
+  /// A connection that has not finished its TLS and HTTP/2 handshake in
+  /// this time is closed.
+  int handshake_timeout_ms;
+} wgrpc_server_options;
+
+/// wgrpc_server_create_with_kinds with transport settings; `options` NULL
+/// means plaintext with gRPC core's defaults. The options are copied.
+wgrpc_server *wgrpc_server_create_with_options(
+    const char *listen_address, const char *const *methods,
+    const int *method_kinds, int method_count,
+    const wgrpc_server_options *options, wgrpc_request_callback callback,
+    void *user_ctx, char *error, size_t error_capacity);
+
 /// The TCP port the server is bound to.
 int wgrpc_server_port(const wgrpc_server *server);
 
@@ -189,6 +253,36 @@ int64_t wgrpc_call_deadline_remaining_ms(const wgrpc_call *call);
 /// the full length of the peer string (excluding the NUL).
 size_t wgrpc_call_peer(const wgrpc_call *call, char *buffer, size_t capacity);
 
+/// What the shim knows of a call when it arrives. The pointers stay valid
+/// until wgrpc_call_release; strings are not NUL-terminated (use the
+/// lengths); an absent value is NULL with length 0.
+typedef struct {
+  /// "ipv4:127.0.0.1:5555"
+  const char *peer;
+  size_t peer_len;
+  /// The verified client certificate's first URI SAN, else its first DNS
+  /// SAN, else its subject CN; absent without mutual TLS or when the
+  /// certificate has none of these (or the chosen one is empty, longer than
+  /// WGRPC_IDENTITY_BYTES_MAX or holds a control character).
+  const char *identity;
+  size_t identity_len;
+  /// Request metadata the service reads (at most
+  /// WGRPC_METADATA_VALUE_BYTES_MAX bytes; a longer value is absent).
+  const char *traceparent;
+  size_t traceparent_len;
+  const char *request_id; // x-request-id
+  size_t request_id_len;
+} wgrpc_call_context;
+
+enum {
+  WGRPC_METADATA_VALUE_BYTES_MAX = 512,
+  WGRPC_IDENTITY_BYTES_MAX = 1024,
+};
+
+/// Fills `context` for the call. Any thread.
+void wgrpc_call_get_context(const wgrpc_call *call,
+                            wgrpc_call_context *context);
+
 // ---------------------------------------------------------------------------
 // Client
 
@@ -224,6 +318,23 @@ typedef void (*wgrpc_unary_callback)(void *ctx, int status_code,
 /// `error_capacity`.
 wgrpc_channel *wgrpc_channel_create(const char *target, int thread_count,
                                     char *error, size_t error_capacity);
+
+/// Client TLS material. `root_pem`: the CA the server's certificate must
+/// chain to (NULL: the system's roots). `cert_chain_pem` and `key_pem`
+/// (both or neither): the client certificate for mutual TLS.
+/// `server_name_override`: the name checked against the server's
+/// certificate instead of the target's host (NULL: the target's host).
+typedef struct {
+  const char *root_pem;
+  const char *cert_chain_pem;
+  const char *key_pem;
+  const char *server_name_override;
+} wgrpc_channel_tls;
+
+/// wgrpc_channel_create over TLS (`tls` NULL: plaintext).
+wgrpc_channel *wgrpc_channel_create_secure(const char *target, int thread_count,
+                                           const wgrpc_channel_tls *tls,
+                                           char *error, size_t error_capacity);
 
 /// Starts a unary call of `method` ("/pkg.Service/Method") carrying the
 /// `request_len` bytes at `request` (copied before returning; may be NULL

@@ -158,6 +158,7 @@ enum Responses {
         m.pointee.expires_at = record.expiresAt
         m.pointee.reason = arena.string(record.reason)
         m.pointee.counterparty_wallet_id = arena.string(record.counterpartyWalletID)
+        m.pointee.caller = arena.string(record.caller)
         let entries = record.entries.map { entry in
             let e = arena.allocate(Wallet__V1__Entry.self)
             wallet__v1__entry__init(e)

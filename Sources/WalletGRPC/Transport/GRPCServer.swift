@@ -36,17 +36,22 @@ package final class GRPCServer: @unchecked Sendable {
     /// indexes `methods`. Paths also in `streamingMethods` are served as
     /// streams (client, server or bidirectional). Other paths are answered
     /// UNIMPLEMENTED.
+    ///
+    /// `settings` are the transport's limits; `tls` nil serves plaintext.
     package init(
-        listen: String, methods: [String], streamingMethods: Set<String> = [], handler: @escaping Handler
+        listen: String, methods: [String], streamingMethods: Set<String> = [],
+        settings: TransportSettings = TransportSettings(), tls: TLSCredentials? = nil, handler: @escaping Handler
     ) throws {
         let box = HandlerBox(handler: handler)
         var errorBuffer = [CChar](repeating: 0, count: Int(WGRPC_ERROR_MESSAGE_BYTES_MAX))
         let kinds: [Int32] = methods.map {
             streamingMethods.contains($0) ? Int32(WGRPC_METHOD_STREAMING) : Int32(WGRPC_METHOD_UNARY)
         }
+        // The shim retains the TLS material for as long as the server lives.
+        var options = settings.shimOptions(tls: tls)
         let created: OpaquePointer? = withCStringArray(methods) { methodPointers in
-            wgrpc_server_create_with_kinds(
-                listen, methodPointers, kinds, Int32(methods.count),
+            wgrpc_server_create_with_options(
+                listen, methodPointers, kinds, Int32(methods.count), &options,
                 { context, call, methodIndex, request, requestLength in
                     guard let context, let call else { return }
                     let box = Unmanaged<HandlerBox>.fromOpaque(context).takeUnretainedValue()

@@ -49,6 +49,27 @@ package final class ServerCall: @unchecked Sendable {
         return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The call's context as the shim captured it when the call arrived.
+    package func context(method: String) -> CallContext {
+        var raw = wgrpc_call_context()
+        wgrpc_call_get_context(handle, &raw)
+        return CallContext(
+            method: method,
+            peer: Self.string(raw.peer, raw.peer_len) ?? "",
+            caller: Self.string(raw.identity, raw.identity_len),
+            traceparent: Self.string(raw.traceparent, raw.traceparent_len),
+            requestID: Self.string(raw.request_id, raw.request_id_len),
+            deadline: deadline)
+    }
+
+    /// The bytes as UTF-8 (invalid sequences replaced); nil when absent.
+    private static func string(_ pointer: UnsafePointer<CChar>?, _ length: Int) -> String? {
+        guard let pointer, length > 0 else { return nil }
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        }
+    }
+
     /// Sends the response or status. Calling it (or `finish`) twice is a bug
     /// and traps.
     package func respond(_ result: RPCResult) {

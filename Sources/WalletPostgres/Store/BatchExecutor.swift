@@ -406,7 +406,7 @@ struct BatchExecutor {
             text { RowCoding.encodeFunding($0.funding) }, number(\.expiresAt), text(\.reason),
             text(\.counterpartyWalletID), PostgresBinaryArray.bool(records.map(\.targetFound)),
             PostgresBinaryArray.text(requests), PostgresBinaryArray.bytea(hashes),
-            PostgresBinaryArray.text(entryWallets), PostgresBinaryArray.text(entrySequences),
+            PostgresBinaryArray.text(entryWallets), PostgresBinaryArray.text(entrySequences), text(\.caller),
         ]
     }
 }
@@ -511,16 +511,16 @@ package enum Statements {
             """
             INSERT INTO transactions (transaction_id, kind, status, wallet_id, asset, amount, created_at, metadata,
                 target_id, funding, expires_at, reason, counterparty_wallet_id, target_found, request, request_hash,
-                entry_wallets, entry_sequences)
+                entry_wallets, entry_sequences, caller)
             SELECT id, kind, status, wallet_id, asset, amount, created_at, metadata::jsonb, target_id, funding,
                 expires_at, reason, counterparty, target_found, request, request_hash, entry_wallets::text[],
-                entry_sequences::bigint[]
+                entry_sequences::bigint[], caller
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
                 $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::boolean[],
-                $15::text[], $16::bytea[], $17::text[], $18::text[])
+                $15::text[], $16::bytea[], $17::text[], $18::text[], $19::text[])
                 AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
                      expires_at, reason, counterparty, target_found, request, request_hash, entry_wallets,
-                     entry_sequences)
+                     entry_sequences, caller)
             """)
         connection.prepare(
             "replace_transactions",
@@ -530,13 +530,13 @@ package enum Statements {
                 funding = u.funding, expires_at = u.expires_at, reason = u.reason,
                 counterparty_wallet_id = u.counterparty, target_found = u.target_found, request = u.request,
                 request_hash = u.request_hash, entry_wallets = u.entry_wallets::text[],
-                entry_sequences = u.entry_sequences::bigint[]
+                entry_sequences = u.entry_sequences::bigint[], caller = u.caller
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
                 $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::boolean[],
-                $15::text[], $16::bytea[], $17::text[], $18::text[])
+                $15::text[], $16::bytea[], $17::text[], $18::text[], $19::text[])
                 AS u(id, kind, status, wallet_id, asset, amount, created_at, metadata, target_id, funding,
                      expires_at, reason, counterparty, target_found, request, request_hash, entry_wallets,
-                     entry_sequences)
+                     entry_sequences, caller)
             WHERE t.transaction_id = u.id
             """)
         connection.prepare(

@@ -6,7 +6,7 @@ import WalletDomain
 enum RowCoding {
     static let transactionColumns = """
         transaction_id, kind, status, wallet_id, asset, amount, created_at, metadata::text AS metadata, target_id,
-        funding, expires_at, reason, counterparty_wallet_id, target_found, request
+        funding, expires_at, reason, counterparty_wallet_id, caller, target_found, request
         """
 
     static func transaction(_ result: PostgresResult, row: Int) -> TransactionRecord {
@@ -24,6 +24,7 @@ enum RowCoding {
             expiresAt: result.int64(row: row, column: "expires_at") ?? 0,
             reason: result.string(row: row, column: "reason") ?? "",
             counterpartyWalletID: result.string(row: row, column: "counterparty_wallet_id") ?? "",
+            caller: result.string(row: row, column: "caller") ?? "",
             request: RequestFingerprint(encoded: result.string(row: row, column: "request") ?? ""),
             targetFound: result.bool(row: row, column: "target_found") ?? false)
     }

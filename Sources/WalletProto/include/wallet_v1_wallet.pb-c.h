@@ -176,10 +176,15 @@ struct  Wallet__V1__Transaction
    * Transfer: payee; Settle: destination
    */
   char *counterparty_wallet_id;
+  /*
+   * The identity that wrote it, from its client certificate; empty when the
+   * call carried none.
+   */
+  char *caller;
 };
 #define WALLET__V1__TRANSACTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&wallet__v1__transaction__descriptor) \
-    , (char *)protobuf_c_empty_string, WALLET__V1__TRANSACTION_KIND__KIND_UNSPECIFIED, WALLET__V1__TRANSACTION_STATUS__STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, WALLET__V1__TRANSACTION_KIND__KIND_UNSPECIFIED, WALLET__V1__TRANSACTION_STATUS__STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Wallet__V1__BucketBalance

@@ -4,7 +4,7 @@ import WalletProto
 /// grpc.reflection.v1 and v1alpha ServerReflectionInfo: answers each request
 /// of the stream in order from the descriptor set generated from Protos/
 /// (scripts/regen-protos), so clients need no proto files.
-package final class ReflectionService: Sendable {
+package final class ReflectionService: RoutedService {
     /// Requests answered on one stream at most; a client past it is
     /// RESOURCE_EXHAUSTED (reflection clients ask a handful of questions).
     package static let requestsPerStreamMax = 10_000
@@ -26,6 +26,23 @@ package final class ReflectionService: Sendable {
         }
         self.serviceNames = serviceNames
     }
+
+    /// v1's name; v1alpha is served by the same handler under its own name.
+    package var serviceName: String { "grpc.reflection.v1.ServerReflection" }
+
+    package static let v1AlphaServiceName = "grpc.reflection.v1alpha.ServerReflection"
+
+    package var routes: [Route] {
+        [
+            .streaming("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") { [self] _, stream in
+                Task { await self.serve(stream) }
+            }
+        ]
+    }
+
+    /// The same service under grpc.reflection.v1alpha, which older clients
+    /// (grpcurl before 1.8.8, grpc_cli) ask for.
+    package var v1Alpha: some RoutedService { ReflectionV1Alpha(reflection: self) }
 
     /// The FileDescriptorSet committed in WalletProto.
     package static var generatedDescriptorSet: [UInt8] {
@@ -134,5 +151,19 @@ private final class StreamEnding<Stream: ServerStream>: Sendable {
         guard ended.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
         stream.finish(status)
+    }
+}
+
+private struct ReflectionV1Alpha: RoutedService {
+    let reflection: ReflectionService
+
+    var serviceName: String { ReflectionService.v1AlphaServiceName }
+
+    var routes: [Route] {
+        [
+            .streaming("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo") { [reflection] _, stream in
+                Task { await reflection.serve(stream) }
+            }
+        ]
     }
 }

@@ -2,10 +2,11 @@ import Synchronization
 import WalletDomain
 
 /// grpc.health.v1.Health: one serving status for the whole server, answered
-/// by Check and followed by Watch streams. Stopping (drain) sends
-/// NOT_SERVING to every watcher and ends its stream with OK, so an open Watch
-/// never holds the shutdown up.
-package final class HealthService: Sendable {
+/// by Check and followed by Watch streams. The server is SERVING while no
+/// reason against it holds (`NotServingReason`); watchers see each change.
+/// Stopping (drain) sends NOT_SERVING to every watcher and ends its stream
+/// with OK, so an open Watch never holds the shutdown up.
+package final class HealthService: RoutedService {
     /// Open Watch streams at most; more are RESOURCE_EXHAUSTED.
     package static let watchersMax = 1024
     /// The names Check and Watch know: "" is the server as a whole.
@@ -15,8 +16,19 @@ package final class HealthService: Sendable {
         case serving, notServing, serviceUnknown
     }
 
+    /// Why the server says NOT_SERVING; several may hold at once.
+    package enum NotServingReason: String, Sendable, Hashable, CaseIterable {
+        /// Shutting down: calls in flight drain, new ones are refused.
+        case draining
+        /// The listening socket no longer accepts connections (gRPC core
+        /// 1.51 stops accepting after an accept error such as EMFILE): only
+        /// a restart brings it back.
+        case listenerStopped = "listener_stopped"
+    }
+
     private struct State {
-        var serving = true
+        var reasons: Set<NotServingReason> = []
+        var serving: Bool { reasons.isEmpty }
         var nextWatcherID: UInt64 = 0
         var watchers: [UInt64: AsyncStream<Bool>.Continuation] = [:]
     }
@@ -25,12 +37,53 @@ package final class HealthService: Sendable {
 
     package init() {}
 
+    package var serviceName: String { "grpc.health.v1.Health" }
+
+    package var routes: [Route] {
+        [
+            .unary("/grpc.health.v1.Health/Check") { [self] _, request, respond in
+                do throws(LedgerError) {
+                    respond(.ok(try check(request)))
+                } catch {
+                    respond(.failed(StatusMapping.status(error)))
+                }
+            },
+            .streaming("/grpc.health.v1.Health/Watch") { [self] _, stream in
+                Task { await self.watch(stream) }
+            },
+        ]
+    }
+
     package var isServing: Bool { state.withLock { $0.serving } }
+
+    package var notServingReasons: Set<NotServingReason> { state.withLock { $0.reasons } }
+
+    /// Check's answer to a serialized HealthCheckRequest.
+    package func check(_ request: [UInt8]) throws(LedgerError) -> [UInt8] {
+        let service = try Requests.healthCheck(request)
+        guard Self.serviceNames.contains(service) else {
+            throw LedgerError(.notFound, "SERVICE_NOT_FOUND", "unknown service \(service)")
+        }
+        return Responses.health(status(of: service))
+    }
+
+    /// Sets or clears a reason for NOT_SERVING; watchers hear of a change
+    /// of the overall status. Returns whether the reason changed.
+    @discardableResult
+    package func set(_ reason: NotServingReason, holds: Bool) -> Bool {
+        let (changed, serving, watchers) = state.withLock { state in
+            let wasServing = state.serving
+            let changed = holds ? state.reasons.insert(reason).inserted : state.reasons.remove(reason) != nil
+            return (changed, state.serving, wasServing != state.serving ? Array(state.watchers.values) : [])
+        }
+        for continuation in watchers { continuation.yield(serving) }
+        return changed
+    }
 
     /// NOT_SERVING from here on; ends every Watch stream after telling it.
     package func stopServing() {
         let watchers = state.withLock { state in
-            state.serving = false
+            state.reasons.insert(.draining)
             defer { state.watchers = [:] }
             return state.watchers
         }
@@ -85,7 +138,7 @@ package final class HealthService: Sendable {
         // Only the newest status matters to a watcher that falls behind.
         let (updates, continuation) = AsyncStream.makeStream(of: Bool.self, bufferingPolicy: .bufferingNewest(1))
         let admitted = state.withLock { state in
-            guard state.serving else {
+            guard !state.reasons.contains(.draining) else {
                 continuation.yield(false)
                 continuation.finish()
                 return true
@@ -98,7 +151,7 @@ package final class HealthService: Sendable {
             continuation.onTermination = { [weak self] _ in
                 self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) }
             }
-            continuation.yield(true)
+            continuation.yield(state.serving)
             return true
         }
         guard admitted else { return nil }

@@ -1,56 +1,23 @@
 import WalletDomain
 
-/// The handlers: decode, validate, call the store, encode, map errors. They
-/// see a request's bytes and a deadline (or a `ServerStream`), never the
-/// transport.
-package final class WalletService: Sendable {
+/// wallet.v1.Wallet's handlers: decode, validate, call the store, encode,
+/// map errors. They see a call's context and its request's bytes, never the
+/// transport; who may call them was decided before they run (`Router`).
+package final class WalletService: RoutedService {
     private let store: any LedgerStore
     private let pageTokens: PageTokenCodec
-    package let health = HealthService()
-    private let reflection = ReflectionService(serviceNames: WalletService.serviceNames)
 
     package init(store: any LedgerStore, pageTokens: PageTokenCodec) {
         self.store = store
         self.pageTokens = pageTokens
     }
 
-    /// Every registered path: the unary `WalletMethod`s, then the
-    /// `StreamingMethod`s; a transport method index indexes this.
-    package static var methodPaths: [String] {
-        WalletMethod.allCases.map(\.path) + StreamingMethod.allCases.map(\.path)
-    }
+    package var serviceName: String { "wallet.v1.Wallet" }
 
-    package static var streamingMethodPaths: Set<String> { Set(StreamingMethod.allCases.map(\.path)) }
-
-    /// The services the registered paths belong to, in registration order.
-    package static var serviceNames: [String] {
-        var names: [String] = []
-        for path in methodPaths {
-            let service = String(path.dropFirst().prefix { $0 != "/" })
-            if !names.contains(service) { names.append(service) }
-        }
-        return names
-    }
-
-    /// Health answers NOT_SERVING from here on (drain); open Watch streams
-    /// are told and ended, open reflection streams ended with UNAVAILABLE.
-    package func stopServing() {
-        health.stopServing()
-        reflection.stopServing()
-    }
-
-    /// Called on the transport's thread for a streaming method: hands the
-    /// stream to a task at once.
-    package func handle(streamingMethodIndex methodIndex: Int, stream: some ServerStream) {
-        let streamingIndex = methodIndex - WalletMethod.allCases.count
-        guard let method = StreamingMethod(rawValue: streamingIndex) else {
-            stream.finish(RPCStatus(code: RPCStatus.unimplementedCode, message: "unknown method"))
-            return
-        }
-        Task {
-            switch method {
-            case .healthWatch: await self.health.watch(stream)
-            case .reflectionInfo, .reflectionInfoV1Alpha: await self.reflection.serve(stream)
+    package var routes: [Route] {
+        WalletMethod.allCases.filter { $0 != .healthCheck }.map { method in
+            .unary(method.path) { [self] context, request, respond in
+                handle(method, context: context, request: request, respond: respond)
             }
         }
     }
@@ -59,22 +26,21 @@ package final class WalletService: Sendable {
     /// (protobuf-c and validation, a few microseconds). A write or a read
     /// (GetBalance, GetTransaction, ListTransactions) is handed to the store,
     /// which answers from its own thread (a write once it is committed): no
-    /// task and no continuation per call. A health check is answered here.
-    /// CreateWallet and DefineAsset await the store on a task.
+    /// task and no continuation per call. CreateWallet and DefineAsset await
+    /// the store on a task.
     package func handle(
-        methodIndex: Int, request: [UInt8], deadline: ContinuousClock.Instant?,
-        respond: @escaping @Sendable (RPCResult) -> Void
+        _ method: WalletMethod, context: CallContext, request: [UInt8], respond: @escaping Respond
     ) {
-        guard let method = WalletMethod(rawValue: methodIndex) else {
-            respond(.failed(RPCStatus(code: RPCStatus.unimplementedCode, message: "unknown method")))
-            return
-        }
+        let deadline = context.deadline
         // Only decoding throws here: a store answers through `completion`.
         do throws(LedgerError) {
             switch method {
             case .credit, .debit, .authorize, .settle, .rollback, .reverse, .transfer:
+                var command = try Self.command(method, request)
+                // Who wrote it comes from the certificate, never the request.
+                command.caller = context.caller ?? ""
                 store.submit(
-                    try Self.command(method, request), deadline: deadline,
+                    command, deadline: deadline,
                     completion: Self.answer(respond) { Responses.operation($0, method: method) })
             case .getBalance:
                 let (walletID, asset) = try Requests.getBalance(request)
@@ -110,7 +76,7 @@ package final class WalletService: Sendable {
                     return Responses.defineAsset(asset, created: created)
                 }
             case .healthCheck:
-                respond(.ok(try healthCheck(request)))
+                preconditionFailure("Health/Check is routed to HealthService")
             }
         } catch {
             respond(.failed(StatusMapping.status(error)))
@@ -155,45 +121,5 @@ package final class WalletService: Sendable {
         case .transfer: try Requests.transfer(request)
         default: preconditionFailure("\(method) is not a write")
         }
-    }
-
-    private func healthCheck(_ request: [UInt8]) throws(LedgerError) -> [UInt8] {
-        let service = try Requests.healthCheck(request)
-        guard HealthService.serviceNames.contains(service) else {
-            throw LedgerError(.notFound, "SERVICE_NOT_FOUND", "unknown service \(service)")
-        }
-        return Responses.health(health.status(of: service))
-    }
-}
-
-/// Binds the service to a gRPC core server.
-package final class WalletServer: Sendable {
-    private let transport: GRPCServer
-    package let service: WalletService
-
-    package init(listen: String, service: WalletService) throws {
-        self.service = service
-        let unaryMethodCount = WalletMethod.allCases.count
-        transport = try GRPCServer(
-            listen: listen, methods: WalletService.methodPaths, streamingMethods: WalletService.streamingMethodPaths
-        ) { index, request, call in
-            if index >= unaryMethodCount {
-                service.handle(streamingMethodIndex: index, stream: call)
-            } else {
-                service.handle(methodIndex: index, request: request, deadline: call.deadline) { result in
-                    call.respond(result)
-                }
-            }
-        }
-    }
-
-    package var port: Int { transport.port }
-
-    /// Stops accepting calls and waits for in-flight ones to be answered;
-    /// Watch streams end at once with NOT_SERVING, reflection streams with
-    /// UNAVAILABLE.
-    package func shutdown(drainTimeoutMilliseconds: Int) {
-        service.stopServing()
-        transport.shutdown(drainTimeoutMilliseconds: drainTimeoutMilliseconds)
     }
 }
