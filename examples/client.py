@@ -1,5 +1,12 @@
 #!/usr/bin/env python3
-"""A tiny wallet.v1 client: stubs are generated from Protos/ on the fly."""
+"""A tiny wallet.v1 client: stubs are generated from Protos/ on the fly.
+
+    examples/client.py [HOST:PORT]                                  plaintext (default 127.0.0.1:50051)
+    examples/client.py HOST:PORT --ca ca.pem                        TLS
+    examples/client.py HOST:PORT --ca ca.pem --cert c.pem --key c.key   mutual TLS
+(scripts/dev-certs DIR makes a CA, a server certificate and client certificates to try it with.)
+"""
+import argparse
 import os
 import subprocess
 import sys
@@ -17,8 +24,34 @@ subprocess.check_call([
 sys.path.insert(0, stubs)
 from wallet.v1 import wallet_pb2 as pb, wallet_pb2_grpc as rpc  # noqa: E402
 
-target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
-wallet = rpc.WalletStub(grpc.insecure_channel(target))
+parser = argparse.ArgumentParser(description="Credit and bet on a new wallet, then print its balance.")
+parser.add_argument("target", nargs="?", default="127.0.0.1:50051", help="HOST:PORT of wallet-server")
+parser.add_argument("--ca", help="PEM of the CA that signed the server's certificate: use TLS")
+parser.add_argument("--cert", help="PEM client certificate (mutual TLS; needs --key and --ca)")
+parser.add_argument("--key", help="PEM private key of --cert")
+parser.add_argument("--server-name", help="name to check the server's certificate against (default: the target's host)")
+args = parser.parse_args()
+if (args.cert is None) != (args.key is None):
+    parser.error("--cert and --key go together")
+if args.cert and not args.ca:
+    parser.error("--cert needs --ca")
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+if args.ca:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read(args.ca),
+        private_key=read(args.key) if args.key else None,
+        certificate_chain=read(args.cert) if args.cert else None)
+    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
+    channel = grpc.secure_channel(args.target, credentials, options=options)
+else:
+    channel = grpc.insecure_channel(args.target)
+wallet = rpc.WalletStub(channel)
 player = f"player-{uuid.uuid4().hex[:8]}"
 
 wallet.DefineAsset(pb.DefineAssetRequest(asset="USD", decimal_places=2))

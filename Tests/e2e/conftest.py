@@ -89,11 +89,18 @@ def _tail(path, n=200):
 class Server:
     """A running wallet-server process."""
 
-    def __init__(self, binary, db_url, log_path, extra_args=()):
+    def __init__(self, binary, db_url, log_path, extra_args=(), command_prefix=(), health_channel=None,
+                 env=None):
+        """command_prefix: run the server under another command (e.g. prlimit ... --);
+        health_channel: address -> grpc channel used to wait for SERVING (a TLS server needs one);
+        env: variables added to the server's environment."""
         self.binary = binary
         self.db_url = db_url
         self.log_path = log_path
         self.extra_args = list(extra_args)
+        self.command_prefix = list(command_prefix)
+        self.health_channel = health_channel or grpc.insecure_channel
+        self.env = dict(os.environ, **(env or {}))
         self.port = _free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.proc = None
@@ -101,12 +108,13 @@ class Server:
     def start(self, timeout=60.0):
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "--listen", self.address, "--database-url", self.db_url] + self.extra_args,
-            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.command_prefix
+            + [self.binary, "--listen", self.address, "--database-url", self.db_url] + self.extra_args,
+            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
         logf.close()
         deadline = time.monotonic() + timeout
         last = None
-        with grpc.insecure_channel(self.address) as ch:
+        with self.health_channel(self.address) as ch:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError("wallet-server exited with %s before serving; log:\n%s"
@@ -141,6 +149,19 @@ class Server:
 
     def log(self):
         return _tail(self.log_path)
+
+    def log_count(self, text):
+        """How many lines of the server's log contain `text`."""
+        with open(self.log_path, "r", errors="replace") as f:
+            return sum(1 for line in f if text in line)
+
+    def wait_log(self, text, count=1, timeout=10.0):
+        """Wait until at least `count` log lines contain `text`."""
+        try:
+            h.wait_until(lambda: self.log_count(text) >= count, timeout, interval=0.05,
+                         what="%d log line(s) with %r" % (count, text))
+        except AssertionError as e:
+            raise AssertionError("%s; log:\n%s" % (e, self.log())) from None
 
 
 @pytest.fixture(scope="session")
