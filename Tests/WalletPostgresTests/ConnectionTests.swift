@@ -460,10 +460,30 @@ struct LocalPostgresTests {
             let connection = try PostgresConnection(url: url)
             try connection.executeScript("CREATE TABLE kept (id int); INSERT INTO kept VALUES (7)")
         }
-        // Also reachable over TCP on 127.0.0.1.
-        let tcp = try PostgresConnection(url: "postgresql://postgres@127.0.0.1:\(port)/lifecycle%20db")
+        // Also reachable over TCP on 127.0.0.1, with the URL's password.
+        let options = try #require(ConnectionString.options(url))
+        let password = try #require(options.first { $0.keyword == "password" }?.value)
+        let socketDirectory = try #require(options.first { $0.keyword == "host" }?.value)
+        let tcp = try PostgresConnection(
+            url: "host=127.0.0.1 port=\(port) dbname='lifecycle db' user=postgres password=\(password)")
         #expect(try tcp.execute("SHOW fsync").string(row: 0, column: 0) == "on")
         tcp.close()
+        // Without it, neither way in lets a client in. (An explicit empty
+        // password keeps libpq from taking PGPASSWORD, the passfile that
+        // cannot exist from reading ~/.pgpass.)
+        for host in ["127.0.0.1", socketDirectory] {
+            let error = #expect(throws: PostgresError.self) {
+                _ = try PostgresConnection(
+                    url: "host='\(host)' port=\(port) dbname=postgres user=postgres password='' passfile=/dev/null/none"
+                )
+            }
+            #expect(error?.message.contains("no password supplied") == true)
+        }
+        // The password file is the owner's alone; the owner is the user the cluster runs as.
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/superuser.password")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let owner = getuid() == 0 ? try #require(getpwnam("postgres")).pointee.pw_uid : getuid()
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value == owner)
 
         try await onOwnThread { try LocalPostgres.stop(dataDirectory: directory) }
         #expect(throws: PostgresError.self) { _ = try PostgresConnection(url: url) }

@@ -129,6 +129,18 @@ package final class PostgresConnection {
         return message
     }
 
+    /// The SCRAM-SHA-256 verifier of a password, for `ALTER ROLE … PASSWORD`.
+    /// Computed here so that the plaintext never reaches the server, nor its
+    /// log should the statement fail.
+    package func scramVerifier(password: String, user: String) throws(PostgresError) -> String {
+        let handle = try liveHandle()
+        guard let verifier = PQencryptPasswordConn(handle, password, user, "scram-sha-256") else {
+            throw PostgresError(kind: .unexpectedResult, message: connectionMessage(handle), target: target)
+        }
+        defer { PQfreemem(verifier) }
+        return String(cString: verifier)
+    }
+
     private func liveHandle() throws(PostgresError) -> OpaquePointer {
         guard let handle else {
             throw PostgresError(kind: .connection, message: "connection is closed", target: target)
