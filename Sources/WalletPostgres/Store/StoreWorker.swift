@@ -272,6 +272,8 @@ final class StoreWorker: @unchecked Sendable {
         /// that settings made per worker cannot silently give each its own).
         var activity: WorkerActivity
         var log: @Sendable (String) -> Void
+        /// Runs after each batch that committed (the event feed's wake-up).
+        var committed: @Sendable () -> Void = {}
     }
 
     private let settings: Settings
@@ -613,6 +615,7 @@ final class StoreWorker: @unchecked Sendable {
                     settings.log("\(name): slow batch: \(live.count) commands: \(executor.phases)")
                 }
                 relay.post(zip(live, results).map { (item, result) in (item.completion, result) })
+                if !results.isEmpty { settings.committed() }
                 if results.isEmpty {
                     attempts += 1
                     if attempts > attemptsMax {
