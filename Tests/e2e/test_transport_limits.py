@@ -8,7 +8,7 @@ outside (/proc/PID/status VmRSS, /proc/PID/fd, its log).
 E2E_UNMITIGATED=1 starts every server here without the issue-16 flags (and
 without TLS), as the server was before them: each test must then fail, with
 the numbers in its message. That is how "fails without the mitigation" was
-checked; the numbers seen are in docs/security-tests.md.
+checked; the numbers seen are in Tests/e2e/README.md.
 """
 import os
 import socket
