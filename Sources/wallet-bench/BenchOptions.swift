@@ -10,7 +10,7 @@ struct BenchOptions: Sendable {
         usage: wallet-bench --target HOST:PORT --scenario NAME --duration SECONDS --concurrency N
                             [--rate R] [--json] [--database-url URL] [--wallets N] [--echo]
                             [--connections N] [--timeout-ms MS] [--retry-share FRACTION] [--zipf-exponent S]
-                            [--retry-transient] [--timeline]
+                            [--retry-transient] [--timeline] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]
 
           --target HOST:PORT       the wallet server (loopback only)
           --scenario NAME          hot | pot | uniform | zipf | mixed (ignored with --echo)
@@ -28,6 +28,9 @@ struct BenchOptions: Sendable {
           --retry-transient        resend a call answered UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED
                                    (same bytes, same transaction_id) with backoff until it gets a final
                                    answer, as the game service does; for runs that restart the server
+          --tls-ca FILE            speak TLS, trusting this CA for the server's certificate
+          --tls-cert FILE          mutual TLS: this client certificate (its identity is the caller)
+          --tls-key FILE           and its key
           --timeline               also print completions and the slowest call of every quarter second
                                    (open loop: also the pacer's worst late wake-up, a machine stall meter)
         """
@@ -46,6 +49,9 @@ struct BenchOptions: Sendable {
     var zipfExponent = 1.1
     var retryTransient = false
     var timeline = false
+    var tlsCAFile: String?
+    var tlsCertificateFile: String?
+    var tlsKeyFile: String?
 
     /// Wallets of the plan: the flag, or the scenario's default.
     var walletCount: Int {
@@ -97,12 +103,18 @@ struct BenchOptions: Sendable {
             case "--zipf-exponent": options.zipfExponent = try number(flag, 0.0...10.0)
             case "--retry-transient": options.retryTransient = true
             case "--timeline": options.timeline = true
+            case "--tls-ca": options.tlsCAFile = try value(flag)
+            case "--tls-cert": options.tlsCertificateFile = try value(flag)
+            case "--tls-key": options.tlsKeyFile = try value(flag)
             case "--help", "-h": throw BenchError(usage)
             default: throw BenchError("unknown option \(flag)\n\(usage)")
             }
             index += 1
         }
         guard !options.target.isEmpty else { throw BenchError("--target is required\n\(usage)") }
+        guard (options.tlsCertificateFile == nil) == (options.tlsKeyFile == nil),
+            options.tlsCertificateFile == nil || options.tlsCAFile != nil
+        else { throw BenchError("--tls-cert and --tls-key go together, and need --tls-ca") }
         try LoopbackTarget.check(options.target)
         if echo {
             options.scenario = .echo

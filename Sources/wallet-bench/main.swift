@@ -20,7 +20,14 @@ import WalletGRPC
 
 func runBench() async throws -> BenchReport {
     let options = try BenchOptions.parse(Array(CommandLine.arguments.dropFirst()))
-    let channels = try (0..<options.connections).map { _ in try GRPCChannel(target: options.target, threadCount: 1) }
+    let tls = try options.tlsCAFile.map { ca in
+        ClientTLS(
+            rootPEM: try readText(ca), certificateChainPEM: try options.tlsCertificateFile.map(readText),
+            keyPEM: try options.tlsKeyFile.map(readText))
+    }
+    let channels = try (0..<options.connections).map { _ in
+        try GRPCChannel(target: options.target, threadCount: 1, tls: tls)
+    }
     defer { for channel in channels { channel.close() } }
 
     var workload: Workload?
@@ -66,4 +73,18 @@ do {
 } catch {
     log("wallet-bench: \(error)")
     exit(2)
+}
+
+/// A PEM file's text.
+func readText(_ path: String) throws -> String {
+    guard let file = fopen(path, "r") else { throw BenchError("cannot read \(path)") }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count == 0 { break }
+        bytes += buffer.prefix(count)
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }

@@ -86,6 +86,75 @@ struct ConnectionEncodingTests {
         #expect(!redacted.contains("hunter2secret"))
     }
 
+    /// Strings libpq cannot parse, the pieces of them that must never be
+    /// shown, and the reason that is shown instead. libpq's own message
+    /// quotes the token or the whole URL (`invalid percent-encoded token:
+    /// "s3cr3t%zzPW"`), and a string that does not parse cannot say where
+    /// its password is to scrub it.
+    static let unparseable: [(url: String, secrets: [String], reason: String)] = [
+        ("postgresql://u:s3cr3t%zzPW@127.0.0.1:5432/w", ["s3cr3t"], "invalid percent-encoded token"),
+        (
+            "postgresql://u:s3cr3tPW@[::1:5432/w", ["s3cr3t"],
+            #"end of string reached when looking for matching "]" in IPv6 host address in URI"#
+        ),
+        ("postgresql://u:s3cr3tPW@[::1]x:5432/w", ["s3cr3t"], "unexpected character …"),
+        ("postgresql://u:s3cr3t%00PW@h/w", ["s3cr3t"], "forbidden value %00 in percent-encoded value"),
+        ("postgresql://u@h/w?password=%zzs3cr3t", ["s3cr3t"], "invalid percent-encoded token"),
+        ("postgresql://u:s3cr3t@h/w?s3cr3tkey", ["s3cr3t"], #"missing key/value separator "=" in URI query parameter"#),
+        ("host=x password='s3cr3t", ["s3cr3t"], "unterminated quoted string in connection info string"),
+        ("host=x password=s3cr3t zqxtail", ["s3cr3t", "zqxtail"], #"missing "=" after …"#),
+        ("host=x password=s3cr3t zqxtail=1", ["s3cr3t", "zqxtail"], "invalid connection option …"),
+        // libpq parses these, but reads part of the password as host or port.
+        (
+            "postgresql://u:s3cr3t@zqxtail@127.0.0.1:1/w", ["s3cr3t", "zqxtail"],
+            #"an "@" outside the user name and password (percent-encode "@" as %40 and "/" as %2F in them)"#
+        ),
+        (
+            "postgresql://u:s3cr3t/zqxtail@127.0.0.1:1/w", ["s3cr3t", "zqxtail"],
+            #"an "@" outside the user name and password (percent-encode "@" as %40 and "/" as %2F in them)"#
+        ),
+    ]
+
+    @Test(arguments: [
+        "postgresql://u:p%40ss@h/w", "postgresql://h/w?user=a@b", "postgres://u@[::1]:5/w", "host=h password=p@ss/x",
+    ])
+    func atSignsLibpqReadsRightAreAccepted(url: String) {
+        #expect(ConnectionString.options(url) != nil)
+    }
+
+    @Test(arguments: unparseable)
+    func unparseableConnectionStringIsRefusedWithoutItsText(url: String, secrets: [String], reason: String) {
+        let error = #expect(throws: PostgresError.self) { _ = try PostgresConnection(url: url) }
+        #expect(error?.kind == .invalidConnectionString)
+        #expect(error?.isRetryable == false)
+        #expect(error?.message.hasPrefix("cannot parse the database URL: \(reason)") == true)
+        let redacted = ConnectionString.redacted(url)
+        #expect(redacted == "<unparseable connection string: \(reason)>")
+        for secret in secrets {
+            #expect(error.map { !"\($0)".contains(secret) } == true)
+            #expect(!redacted.contains(secret))
+        }
+    }
+
+    @Test(arguments: [
+        // A translation with other quotation marks is cut at them too.
+        (#"jeton invalide : « s3cr3t%zzPW »"#, "jeton invalide", true),
+        (#"manque "=" après ‘s3cr3t’"#, #"manque "=" après …"#, true),
+        // One without quotation marks that repeats the string shows nothing.
+        ("jeton invalide s3cr3t%zzPW", "", true),
+        (
+            "unterminated quoted string in connection info string",
+            "unterminated quoted string in connection info string", false
+        ),
+    ])
+    func parseFailureReasonNeverRepeatsTheString(message: String, reason: String, isWithheld: Bool) {
+        let failure = ConnectionString.failure(
+            libpqMessage: message, connectionString: "postgresql://u:s3cr3t%zzPW@h/w")
+        #expect(failure.reason == reason)
+        #expect(failure.isWithheld == isWithheld)
+        #expect(!failure.description.contains("s3cr3t"))
+    }
+
     @Test func replacingDatabaseKeepsOtherSettings() throws {
         let rewritten = try #require(
             ConnectionString.replacingDatabase(in: "postgresql://bob:pw@localhost:5433/first", with: "it's")
@@ -391,10 +460,30 @@ struct LocalPostgresTests {
             let connection = try PostgresConnection(url: url)
             try connection.executeScript("CREATE TABLE kept (id int); INSERT INTO kept VALUES (7)")
         }
-        // Also reachable over TCP on 127.0.0.1.
-        let tcp = try PostgresConnection(url: "postgresql://postgres@127.0.0.1:\(port)/lifecycle%20db")
+        // Also reachable over TCP on 127.0.0.1, with the URL's password.
+        let options = try #require(ConnectionString.options(url))
+        let password = try #require(options.first { $0.keyword == "password" }?.value)
+        let socketDirectory = try #require(options.first { $0.keyword == "host" }?.value)
+        let tcp = try PostgresConnection(
+            url: "host=127.0.0.1 port=\(port) dbname='lifecycle db' user=postgres password=\(password)")
         #expect(try tcp.execute("SHOW fsync").string(row: 0, column: 0) == "on")
         tcp.close()
+        // Without it, neither way in lets a client in. (An explicit empty
+        // password keeps libpq from taking PGPASSWORD, the passfile that
+        // cannot exist from reading ~/.pgpass.)
+        for host in ["127.0.0.1", socketDirectory] {
+            let error = #expect(throws: PostgresError.self) {
+                _ = try PostgresConnection(
+                    url: "host='\(host)' port=\(port) dbname=postgres user=postgres password='' passfile=/dev/null/none"
+                )
+            }
+            #expect(error?.message.contains("no password supplied") == true)
+        }
+        // The password file is the owner's alone; the owner is the user the cluster runs as.
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/superuser.password")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let owner = getuid() == 0 ? try #require(getpwnam("postgres")).pointee.pw_uid : getuid()
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value == owner)
 
         try await onOwnThread { try LocalPostgres.stop(dataDirectory: directory) }
         #expect(throws: PostgresError.self) { _ = try PostgresConnection(url: url) }

@@ -6,7 +6,11 @@
 // one that reads to the end and fails with details, one that never answers
 // and is ended by the client's deadline.
 //
-//   shim_leak CALLS   -> exit 0 when every call got the answer it should
+// With a certificate directory (scripts/dev-certs), the same runs over
+// mutual TLS: every echo must see the client's identity in its call context,
+// and the server's certificate is reloaded halfway (the old material freed).
+//
+//   shim_leak CALLS [CERT_DIR]   -> exit 0 when every call got the answer it should
 #include "wgrpc_shim.h"
 
 #include <stdatomic.h>
@@ -23,6 +27,7 @@ static const uint8_t kBody[32] = {1, 2, 3, 4};
 static const uint8_t kDetails[] = {8, 9, 18, 3, 'a', 'b', 'c'};
 
 static wgrpc_channel *g_channel;
+static const char *g_expected_identity;  // mutual TLS: what every echo must see
 static atomic_int g_to_start;  // echo calls still to start (closed loop)
 static atomic_int g_echo_ok, g_fail_ok, g_unknown_ok, g_other;
 static atomic_int g_stream_echo_ok, g_stream_fail_ok, g_stream_slow_ok;
@@ -123,6 +128,13 @@ static void on_request(void *ctx, wgrpc_call *call, int method_index, const uint
     return;
   }
   if (method_index == METHOD_ECHO) {
+    wgrpc_call_context context;
+    wgrpc_call_get_context(call, &context);
+    int identified = g_expected_identity == NULL
+                         ? context.identity == NULL
+                         : context.identity_len == strlen(g_expected_identity) &&
+                               memcmp(context.identity, g_expected_identity, context.identity_len) == 0;
+    if (!identified || context.peer_len == 0) atomic_fetch_add(&g_other, 1);
     wgrpc_call_respond(call, 0, NULL, request ? request : kBody, request ? len : 0, NULL, 0);
   } else {
     wgrpc_call_respond(call, 9, "refused", NULL, 0, kDetails, sizeof kDetails);
@@ -193,20 +205,57 @@ static void on_stream_slow(void *ctx, int status, const uint8_t *response, size_
   atomic_fetch_add(status == 4 ? &g_stream_slow_ok : &g_other, 1);  // DEADLINE_EXCEEDED
 }
 
+static char *read_file(const char *dir, const char *name) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *file = fopen(path, "rb");
+  if (!file) {
+    fprintf(stderr, "cannot read %s\n", path);
+    exit(1);
+  }
+  char *text = calloc(1, 65536);
+  size_t length = fread(text, 1, 65535, file);
+  text[length] = '\0';
+  fclose(file);
+  return text;
+}
+
 int main(int argc, char **argv) {
   int calls = argc > 1 ? atoi(argv[1]) : 1000;
+  const char *cert_dir = argc > 2 ? argv[2] : NULL;
   const char *methods[] = {"/leak.Test/Echo", "/leak.Test/Fail", "/leak.Test/Stream"};
   const int kinds[] = {WGRPC_METHOD_UNARY, WGRPC_METHOD_UNARY, WGRPC_METHOD_STREAMING};
   char error[256];
-  wgrpc_server *server =
-      wgrpc_server_create_with_kinds("127.0.0.1:0", methods, kinds, 3, on_request, NULL, error, sizeof error);
+  wgrpc_server_options options = {.max_concurrent_streams = 100, .max_connection_idle_ms = 60000};
+  char *ca = NULL, *server_cert = NULL, *server_key = NULL, *client_cert = NULL, *client_key = NULL;
+  if (cert_dir) {
+    ca = read_file(cert_dir, "ca.pem");
+    server_cert = read_file(cert_dir, "server.pem");
+    server_key = read_file(cert_dir, "server.key");
+    client_cert = read_file(cert_dir, "game-service.pem");
+    client_key = read_file(cert_dir, "game-service.key");
+    options.tls = wgrpc_tls_create(server_cert, server_key, ca, error, sizeof error);
+    if (!options.tls) {
+      fprintf(stderr, "tls: %s\n", error);
+      return 1;
+    }
+    // A key that is not the certificate's is refused, and leaks nothing.
+    if (wgrpc_tls_reload(options.tls, server_cert, client_key, ca, error, sizeof error) != 0) {
+      fprintf(stderr, "tls: a mismatched key was staged\n");
+      return 1;
+    }
+    g_expected_identity = "spiffe://casino/game-service";
+  }
+  wgrpc_server *server = wgrpc_server_create_with_options("127.0.0.1:0", methods, kinds, 3, &options, on_request,
+                                                          NULL, error, sizeof error);
   if (!server) {
     fprintf(stderr, "server: %s\n", error);
     return 1;
   }
   char target[64];
   snprintf(target, sizeof target, "127.0.0.1:%d", wgrpc_server_port(server));
-  g_channel = wgrpc_channel_create(target, 2, error, sizeof error);
+  wgrpc_channel_tls channel_tls = {ca, client_cert, client_key, NULL};
+  g_channel = wgrpc_channel_create_secure(target, 2, cert_dir ? &channel_tls : NULL, error, sizeof error);
   if (!g_channel) {
     fprintf(stderr, "channel: %s\n", error);
     return 1;
@@ -214,6 +263,14 @@ int main(int argc, char **argv) {
 
   atomic_store(&g_to_start, calls);
   for (int i = 0; i < CALLERS; i++) start_echo();
+  if (options.tls) {
+    // The same material again: staged, served to the next connection, and
+    // the previous copy freed.
+    if (wgrpc_tls_reload(options.tls, server_cert, server_key, ca, error, sizeof error) != 1) {
+      fprintf(stderr, "tls reload: %s\n", error);
+      return 1;
+    }
+  }
   int fails = calls / 10;
   for (int i = 0; i < fails; i++) {
     wgrpc_client_call_unary(g_channel, "/leak.Test/Fail", NULL, 0, CALL_TIMEOUT_MS, on_fail, NULL);
@@ -243,6 +300,8 @@ int main(int argc, char **argv) {
   wgrpc_channel_shutdown(g_channel);
   wgrpc_channel_destroy(g_channel);
   wgrpc_server_shutdown(server, 1000);
+  wgrpc_tls_release(options.tls);
+  free(ca), free(server_cert), free(server_key), free(client_cert), free(client_key);
 
   printf("echo ok %d/%d, fail ok %d/%d, unknown ok %d/%d, stream echo %d/%d fail %d/%d deadline %d/%d closed %d/%d, "
          "other %d\n",

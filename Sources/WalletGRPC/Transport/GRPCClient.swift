@@ -26,9 +26,20 @@ package final class GRPCChannel: @unchecked Sendable {
     package let threadCount: Int
 
     /// A channel to `target` ("HOST:PORT"); connects on the first call.
-    package init(target: String, threadCount: Int = 1) throws {
+    /// `tls` nil: plaintext.
+    package init(target: String, threadCount: Int = 1, tls: ClientTLS? = nil) throws {
         var errorBuffer = [CChar](repeating: 0, count: Int(WGRPC_ERROR_MESSAGE_BYTES_MAX))
-        guard let created = wgrpc_channel_create(target, Int32(threadCount), &errorBuffer, errorBuffer.count) else {
+        let created: OpaquePointer? =
+            if let tls {
+                tls.withShimStruct { shimTLS in
+                    var shimTLS = shimTLS
+                    return wgrpc_channel_create_secure(
+                        target, Int32(threadCount), &shimTLS, &errorBuffer, errorBuffer.count)
+                }
+            } else {
+                wgrpc_channel_create(target, Int32(threadCount), &errorBuffer, errorBuffer.count)
+            }
+        guard let created else {
             let reason = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw GRPCChannelError(reason: reason)
         }
@@ -115,4 +126,46 @@ private final class CompletionBox: Sendable {
     init(_ completion: @escaping @Sendable (ClientResult) -> Void) {
         self.completion = completion
     }
+}
+
+/// A client's TLS material, as PEM texts.
+package struct ClientTLS: Sendable {
+    /// The CA the server's certificate must chain to; nil: the system's.
+    package var rootPEM: String?
+    /// The client certificate and key for mutual TLS (both or neither).
+    package var certificateChainPEM: String?
+    package var keyPEM: String?
+    /// The name to check the server's certificate against instead of the
+    /// target's host.
+    package var serverNameOverride: String?
+
+    package init(
+        rootPEM: String?, certificateChainPEM: String? = nil, keyPEM: String? = nil, serverNameOverride: String? = nil
+    ) {
+        self.rootPEM = rootPEM
+        self.certificateChainPEM = certificateChainPEM
+        self.keyPEM = keyPEM
+        self.serverNameOverride = serverNameOverride
+    }
+
+    /// The shim's struct, valid only inside `body`.
+    func withShimStruct<Result>(_ body: (wgrpc_channel_tls) -> Result) -> Result {
+        withOptionalCString(rootPEM) { root in
+            withOptionalCString(certificateChainPEM) { certificate in
+                withOptionalCString(keyPEM) { key in
+                    withOptionalCString(serverNameOverride) { name in
+                        body(
+                            wgrpc_channel_tls(
+                                root_pem: root, cert_chain_pem: certificate, key_pem: key,
+                                server_name_override: name))
+                    }
+                }
+            }
+        }
+    }
+}
+
+private func withOptionalCString<Result>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> Result) -> Result {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
 }

@@ -11,14 +11,15 @@ import WalletDomain
 /// default and for tests.
 ///
 /// Layout under `dataDirectory`:
-///   cluster/        PGDATA (initdb output)
-///   socket/         unix socket directory (or /tmp/wallet-pg-<hash> if the path is too long)
-///   postgres.log    server log
-///   start.lock      flock held while starting, so concurrent starters don't race initdb
+///   cluster/            PGDATA (initdb output)
+///   superuser.password  the superuser's password, mode 0600 (see `Access`)
+///   socket/             unix socket directory (or /tmp/wallet-pg-<hash> if the path is too long)
+///   postgres.log        server log
+///   start.lock          flock held while starting, so concurrent starters don't race initdb
 ///
-/// The cluster trusts every local connection and listens only on the unix
-/// socket and 127.0.0.1, so it holds no passwords and logs no secrets.
-/// fsync stays on: this is where money is kept.
+/// The cluster listens only on the unix socket and 127.0.0.1, and lets in
+/// only a client that presents the superuser password, which the URL `start`
+/// returns carries. fsync stays on: this is where money is kept.
 package struct LocalPostgres {
     package static let superuser = "postgres"
     /// How long to wait for the server to accept connections after starting it.
@@ -26,8 +27,9 @@ package struct LocalPostgres {
     /// sun_path is 108 bytes including the terminating NUL.
     static let socketPathBytesMax = 107
 
-    /// Makes sure the cluster exists, runs on `port`, and has `databaseName`;
-    /// returns a libpq URL for that database over the unix socket.
+    /// Makes sure the cluster exists, runs on `port`, asks for the password,
+    /// and has `databaseName`; returns a libpq URL for that database over the
+    /// unix socket, password included (never log it).
     package static func start(dataDirectory: String, port: Int, databaseName: String) throws -> String {
         precondition((1...65_535).contains(port), "port out of range")
         let layout = try Layout(dataDirectory: dataDirectory, port: port)
@@ -37,16 +39,20 @@ package struct LocalPostgres {
         let lock = try FileLock(path: layout.lockFile)
         defer { lock.release() }
 
-        if !FileManager.default.fileExists(atPath: layout.cluster + "/PG_VERSION") {
+        let clusterExisted = FileManager.default.fileExists(atPath: layout.cluster + "/PG_VERSION")
+        let storedPassword = try Access.readPassword(layout)
+        let password = try storedPassword ?? Access.createPassword(layout)
+        if !clusterExisted {
             try tools.run(
                 tools.initdb,
                 [
-                    "--pgdata=\(layout.cluster)", "--username=\(superuser)", "--auth=trust",
-                    "--encoding=UTF8", "--no-locale",
+                    "--pgdata=\(layout.cluster)", "--username=\(superuser)", "--auth=scram-sha-256",
+                    "--pwfile=\(layout.passwordFile)", "--encoding=UTF8", "--no-locale",
                 ],
                 in: layout.root
             )
             try appendIncludeDirective(layout)
+            try Access.writeHostBasedAuthentication(layout)
         }
 
         switch try tools.status(layout) {
@@ -69,10 +75,25 @@ package struct LocalPostgres {
             )
         }
 
-        let serverURL = url(socketDirectory: layout.socketDirectory, port: port, databaseName: "postgres")
-        let connection = try waitUntilReady(serverURL)
+        let serverURL = url(
+            socketDirectory: layout.socketDirectory, port: port, databaseName: "postgres", password: password)
+        let connection: PostgresConnection
+        do {
+            connection = try waitUntilReady(serverURL)
+        } catch {
+            // An older build's cluster trusts any password; one that refuses
+            // a password made just now was made with another, whose file is
+            // gone. Drop the new file so that the next start says so again.
+            guard clusterExisted && storedPassword == nil else { throw error }
+            try? FileManager.default.removeItem(atPath: layout.passwordFile)
+            throw LocalPostgresError(
+                "cannot connect to the cluster in \(layout.root) with a new password: if it was made with"
+                    + " a password, \(layout.passwordFile) is lost (\(error))")
+        }
+        try Access.closeIfTrusting(layout, port: port, password: password, on: connection)
         try createDatabaseIfMissing(databaseName, on: connection)
-        return url(socketDirectory: layout.socketDirectory, port: port, databaseName: databaseName)
+        return url(
+            socketDirectory: layout.socketDirectory, port: port, databaseName: databaseName, password: password)
     }
 
     /// Stops the cluster (fast shutdown: rolls back open transactions). Does
@@ -86,8 +107,8 @@ package struct LocalPostgres {
     }
 
     /// A libpq URL for a database in a local cluster reached over its socket.
-    package static func url(socketDirectory: String, port: Int, databaseName: String) -> String {
-        "postgresql://\(superuser)@/\(percentEncoded(databaseName))"
+    package static func url(socketDirectory: String, port: Int, databaseName: String, password: String) -> String {
+        "postgresql://\(superuser):\(percentEncoded(password, allowing: unreserved))@/\(percentEncoded(databaseName))"
             + "?host=\(percentEncoded(socketDirectory))&port=\(port)"
     }
 
@@ -171,11 +192,13 @@ package struct LocalPostgres {
         }
     }
 
-    private static func percentEncoded(_ text: String) -> String {
-        let allowed = CharacterSet(
-            charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/"
-        )
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    /// RFC 3986 unreserved characters: never special anywhere in a URL.
+    private static let unreserved = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+
+    /// Percent-encodes all but `allowing` (by default the unreserved characters
+    /// and `/`, which paths and the socket directory keep).
+    private static func percentEncoded(_ text: String, allowing: String = unreserved + "/") -> String {
+        text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: allowing)) ?? text
     }
 }
 
@@ -192,6 +215,7 @@ extension LocalPostgres {
         let cluster: String
         let logFile: String
         let lockFile: String
+        let passwordFile: String
         let socketDirectory: String
         let port: Int?
 
@@ -204,6 +228,7 @@ extension LocalPostgres {
             cluster = root + "/cluster"
             logFile = root + "/postgres.log"
             lockFile = root + "/start.lock"
+            passwordFile = root + "/superuser.password"
             self.port = port
             socketDirectory = Self.socketDirectory(root: root)
         }

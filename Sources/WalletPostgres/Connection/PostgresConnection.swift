@@ -28,6 +28,8 @@ package final class PostgresConnection {
 
     /// Holds the password when there is one: only ever passed to libpq.
     private let connectionString: String
+    /// The password, only to scrub it out of libpq's messages.
+    private let password: String?
     /// host/port/dbname/user, for error descriptions.
     package let target: String
     private var handle: OpaquePointer?
@@ -37,8 +39,18 @@ package final class PostgresConnection {
     private var preparedStatements: Set<String> = []
 
     /// Connects with a postgres:// URL or a key=value string.
+    ///
+    /// A string libpq cannot parse is refused before libpq sees it again:
+    /// PQconnectdb's message would quote it, password and all.
     package init(url: String) throws(PostgresError) {
+        let options: [(keyword: String, value: String)]
+        switch ConnectionString.parse(url) {
+        case .success(let parsed): options = parsed
+        case .failure(let failure):
+            throw PostgresError(kind: .invalidConnectionString, message: failure.description)
+        }
         self.connectionString = url
+        self.password = options.first { $0.keyword == "password" && !$0.value.isEmpty }?.value
         self.target = ConnectionString.redacted(url)
         try connect()
     }
@@ -111,10 +123,22 @@ package final class PostgresConnection {
         var message = String(cString: PQerrorMessage(handle))
         while message.last?.isWhitespace == true { message.removeLast() }
         if message.isEmpty { message = "connection failed" }
-        if let password = ConnectionString.password(connectionString) {
+        if let password {
             message = message.replacingAll(password, with: "***")
         }
         return message
+    }
+
+    /// The SCRAM-SHA-256 verifier of a password, for `ALTER ROLE … PASSWORD`.
+    /// Computed here so that the plaintext never reaches the server, nor its
+    /// log should the statement fail.
+    package func scramVerifier(password: String, user: String) throws(PostgresError) -> String {
+        let handle = try liveHandle()
+        guard let verifier = PQencryptPasswordConn(handle, password, user, "scram-sha-256") else {
+            throw PostgresError(kind: .unexpectedResult, message: connectionMessage(handle), target: target)
+        }
+        defer { PQfreemem(verifier) }
+        return String(cString: verifier)
     }
 
     private func liveHandle() throws(PostgresError) -> OpaquePointer {

@@ -6,6 +6,9 @@ package struct PostgresError: Error, CustomStringConvertible, Sendable {
     package enum Kind: Sendable, Equatable {
         /// Could not connect, or the connection broke under a statement.
         case connection
+        /// libpq cannot parse the connection string: connecting again will
+        /// not help. The message says why without quoting the string.
+        case invalidConnectionString
         /// The server rejected a statement; `sqlState` says why.
         case server
         /// libpq handed back something this wrapper does not handle
