@@ -392,3 +392,27 @@ def test_cursors_from_now_and_filters(server, stub, asset):
                    C.INVALID_ARGUMENT, "INVALID_FROM_NOW")
     h.expect_error(lambda: next(stub.WatchEvents(pb.WatchEventsRequest(wallet_id="bad wallet")), ),
                    C.INVALID_ARGUMENT, "INVALID_WALLET_ID")
+
+
+def test_example_consumer_persists_its_cursor_and_resumes_after_a_restart(server, stub, asset, workdir):
+    import subprocess
+    import sys
+    wallet = h.new_wallet_id("consumer")
+    stub.CreateWallet(pb.CreateWalletRequest(wallet_id=wallet), timeout=h.TIMEOUT)
+    ids = [h.credit(stub, wallet, asset, 1 + i).transaction.transaction_id for i in range(7)]
+    cursor_file = os.path.join(workdir, "consumer.cursor")
+    script = os.path.join(conftest.REPO, "examples", "consumer.py")
+
+    def run(max_events):
+        out = subprocess.run([sys.executable, script, server.address, "--cursor-file", cursor_file,
+                              "--wallet", wallet, "--max-events", str(max_events)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return [line.split()[1] for line in out.stdout.splitlines()]
+
+    first = run(3)   # handles three, then stops (a restart)
+    assert first == ids[:3]
+    saved = open(cursor_file).read()
+    assert saved and "\n" not in saved
+    rest = run(4)    # resumes after the third: nothing skipped, nothing again
+    assert rest == ids[3:]
