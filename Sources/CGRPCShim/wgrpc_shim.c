@@ -96,6 +96,7 @@ struct wgrpc_call {
   call_state state;           // guarded by mutex
   bool handed_to_application; // counted in server->calls_unanswered
   bool counted_on_connection; // counted in server->connections
+  int64_t connection_bytes;   // what it adds to its connection's bytes
   bool over_connection_limit; // refused: too many calls on its connection
   bool response_in_flight;    // counted in server->responses_in_flight
   atomic_int cancelled;
@@ -155,7 +156,13 @@ struct wgrpc_call {
 typedef struct {
   char *peer; // malloc'd; NULL: empty
   int calls;
+  int64_t bytes; // answers (and stream messages) handed over, not yet sent
 } connection_count;
+
+// What one connection may hold before its new calls are refused (see
+// wgrpc_server_options.max_concurrent_streams): bytes of answers not yet
+// sent, which is what a client that never reads piles up.
+#define WGRPC_CONNECTION_PENDING_BYTES_MAX ((int64_t)16 * 1024 * 1024)
 
 struct wgrpc_server {
   grpc_server *server;
@@ -304,19 +311,39 @@ static bool connection_admit(wgrpc_server *server, const char *peer) {
     slot->calls = 0;
     server->connections_used += 1;
   }
-  if (slot->calls >= server->max_calls_per_connection) {
+  if (slot->calls >= server->max_calls_per_connection ||
+      slot->bytes >= WGRPC_CONNECTION_PENDING_BYTES_MAX) {
     return false;
   }
   slot->calls += 1;
   return true;
 }
 
-static void connection_release(wgrpc_server *server, const char *peer) {
+static void connection_release(wgrpc_server *server, const char *peer,
+                               int64_t bytes) {
   connection_count *slot =
       connection_slot(server->connections, server->connections_capacity, peer);
-  WGRPC_ASSERT(slot->peer != NULL && slot->calls > 0,
+  WGRPC_ASSERT(slot->peer != NULL && slot->calls > 0 && slot->bytes >= bytes,
                "a connection's call count out of sync");
   slot->calls -= 1;
+  slot->bytes -= bytes;
+}
+
+// Adds (or, negative, removes) bytes the call hands to gRPC core and that
+// are not sent yet. Under call->mutex (taken before server->mutex).
+static void call_count_bytes(wgrpc_call *call, int64_t delta) {
+  if (!call->counted_on_connection || delta == 0 || call->server == NULL) {
+    return;
+  }
+  wgrpc_server *server = call->server;
+  lock(&server->mutex);
+  connection_count *slot = connection_slot(
+      server->connections, server->connections_capacity, call->peer);
+  WGRPC_ASSERT(slot->peer != NULL && slot->bytes + delta >= 0,
+               "a connection's byte count out of sync");
+  slot->bytes += delta;
+  call->connection_bytes += delta;
+  unlock(&server->mutex);
 }
 
 // ---------------------------------------------------------------------------
@@ -352,8 +379,9 @@ static void call_grpc_side_finish(wgrpc_call *call) {
   call->live_next = NULL;
   server->live_call_count -= 1;
   if (call->counted_on_connection) {
-    connection_release(server, call->peer);
+    connection_release(server, call->peer, call->connection_bytes);
     call->counted_on_connection = false;
+    call->connection_bytes = 0;
   }
   unlock(&server->mutex);
 
@@ -664,6 +692,10 @@ void wgrpc_call_respond(wgrpc_call *call, int status_code, const char *message,
   call->state = CALL_RESPONDED;
   call_prepare_response(call, status_code, message, response, response_len,
                         status_details, status_details_len);
+  if (call->response != NULL) {
+    // Until the call's gRPC side is done (call_grpc_side_finish).
+    call_count_bytes(call, (int64_t)response_len);
+  }
   if (call->send_pending) {
     call->status_deferred = true;
   } else {
@@ -686,6 +718,7 @@ void wgrpc_call_finish(wgrpc_call *call, int status_code, const char *message,
 static bool call_start_send_locked(wgrpc_call *call, grpc_byte_buffer *buffer) {
   WGRPC_ASSERT(!call->send_pending, "a send is already in flight");
   call->send_buffer = buffer;
+  call_count_bytes(call, (int64_t)grpc_byte_buffer_length(buffer));
   grpc_op ops[2];
   memset(ops, 0, sizeof(ops));
   size_t op_count = 0;
@@ -707,6 +740,7 @@ static bool call_start_send_locked(wgrpc_call *call, grpc_byte_buffer *buffer) {
     fprintf(stderr, "wgrpc_shim: send batch failed: %s\n",
             grpc_call_error_to_string(error));
     call->send_pending = false;
+    call_count_bytes(call, -(int64_t)grpc_byte_buffer_length(call->send_buffer));
     grpc_byte_buffer_destroy(call->send_buffer);
     call->send_buffer = NULL;
     // The response ref is still held: this cannot free the gRPC side.
@@ -815,6 +849,7 @@ static void call_send_completed(wgrpc_call *call, bool success) {
   lock(&call->mutex);
   WGRPC_ASSERT(call->send_pending, "send completion without a send");
   call->send_pending = false;
+  call_count_bytes(call, -(int64_t)grpc_byte_buffer_length(call->send_buffer));
   grpc_byte_buffer_destroy(call->send_buffer);
   call->send_buffer = NULL;
   if (call->send_queue != NULL && call_send_queue_advance(call, success)) {
@@ -1256,14 +1291,14 @@ wgrpc_server *wgrpc_server_create_with_options(
   server->user_ctx = user_ctx;
   server->method_count = method_count;
   server->shutdown_tag = (wgrpc_tag){TAG_SERVER_SHUTDOWN, server};
-  // Twice the advertised limit: a client that honours the limit opens a new
-  // stream as soon as it has an answer, which may be before this server's
-  // queue thread has seen that answer's completion (wallet-bench's setup, 256
-  // calls queued on one connection, was refused at exactly the limit). The
-  // cap is for clients that ignore the limit; twice it still bounds what one
-  // connection holds.
+  // Eight times the advertised limit, and 16 MiB of answers not yet sent:
+  // a client that honours the limit may open streams before it has the
+  // server's SETTINGS (a burst at connection start) and opens a new one as
+  // soon as it has an answer, before this server's queue thread has seen
+  // that answer's completion; the bytes bound what a client that never
+  // reads can pile up, whatever the size of its answers.
   server->max_calls_per_connection =
-      settings.max_concurrent_streams > 0 ? 2 * settings.max_concurrent_streams
+      settings.max_concurrent_streams > 0 ? 8 * settings.max_concurrent_streams
                                           : 0;
 
   // SO_REUSEPORT would let a second server silently share a busy port.

@@ -37,6 +37,51 @@ SLOW_CONSUMER_RSS_BOUND_KB = 96 * 1024
 RETRYABLE = {C.UNAVAILABLE, C.DEADLINE_EXCEEDED, C.RESOURCE_EXHAUSTED, C.CANCELLED, C.UNKNOWN}
 
 
+class StreamReader(threading.Thread):
+    """Reads a WatchEvents call on a thread of its own into a queue, so that a test waits for an
+    event with a timeout instead of blocking on the stream for ever."""
+
+    def __init__(self, call):
+        super().__init__(daemon=True)
+        import queue
+        self.call, self.queue = call, queue.Queue()
+        self.start()
+
+    def run(self):
+        try:
+            for event in self.call:
+                self.queue.put(event)
+        except grpc.RpcError as e:
+            self.queue.put(e)
+
+    def next(self, timeout=30):
+        item = self.queue.get(timeout=timeout)
+        if isinstance(item, grpc.RpcError):
+            raise item
+        return item
+
+    def cancel(self):
+        self.call.cancel()
+
+
+def open_from_now(stub, write_probe, **request):
+    """A from_now stream known to be open: a stream's start is not visible to its client, so
+    probes are written until one arrives; returns the reader, positioned after that probe."""
+    reader = StreamReader(stub.WatchEvents(pb.WatchEventsRequest(from_now=True, **request)))
+    deadline = time.monotonic() + 30
+    import queue
+    while time.monotonic() < deadline:
+        probe = write_probe()
+        try:
+            while True:
+                event = reader.next(timeout=1.0)
+                if event.transaction.transaction_id == probe:
+                    return reader
+        except queue.Empty:
+            continue
+    raise AssertionError("the from_now stream delivered no probe within 30 s")
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -306,11 +351,18 @@ def test_a_consumer_that_stops_reading_holds_bounded_memory_then_catches_up(serv
         stub.DefineAsset(pb.DefineAssetRequest(asset=asset, decimal_places=2), timeout=h.TIMEOUT)
         wallet = h.new_wallet_id("slow")
         stub.CreateWallet(pb.CreateWalletRequest(wallet_id=wallet), timeout=h.TIMEOUT)
-        before = highest_position(fresh_db)
-        # A consumer that reads one event and then nothing.
-        slow = stub.WatchEvents(pb.WatchEventsRequest(from_now=True))
+        # A consumer that reads one event and then nothing: it resumes after a known event (a
+        # from_now stream's start is not visible to its client), takes the next, and stops reading.
+        h.credit(stub, wallet, asset, 1)
+        start = None
+        for event in stub.WatchEvents(pb.WatchEventsRequest(), timeout=30):
+            if event.transaction.wallet_id == wallet:
+                start = event
+                break
+        slow = stub.WatchEvents(pb.WatchEventsRequest(after_cursor=start.cursor))
         h.credit(stub, wallet, asset, 1)
         first = next(slow)
+        before = batch_of(start)
         rss_start = rss_kb(server.proc.pid)
         peak = rss_start
         total = int(os.environ.get("E2E_EVENTS_SLOW_EVENTS", "20000"))
@@ -356,9 +408,10 @@ def test_cursors_from_now_and_filters(server, stub, asset):
     a, b = h.new_wallet_id("cur"), h.new_wallet_id("cur")
     for w in (a, b):
         stub.CreateWallet(pb.CreateWalletRequest(wallet_id=w), timeout=h.TIMEOUT)
-    live = stub.WatchEvents(pb.WatchEventsRequest(from_now=True))
+    # Opened before the six credits (a probe credit shows it is): exactly those six follow.
+    live = open_from_now(stub, lambda: h.credit(stub, b, asset, 1).transaction.transaction_id)
     ids = [h.credit(stub, a if i % 2 else b, asset, 10 + i).transaction.transaction_id for i in range(6)]
-    got = [next(live) for _ in range(6)]
+    got = [live.next() for _ in range(6)]
     live.cancel()
     assert [e.transaction.transaction_id for e in got] == ids
 

@@ -142,11 +142,13 @@ typedef struct {
   wgrpc_tls *tls;
   /// Streams one connection may have open at once: advertised in SETTINGS
   /// (gRPC core refuses streams past it, but only from a client that
-  /// acknowledged them), and enforced by the shim for every client: a call
-  /// arriving while its connection already has twice this many alive
-  /// (not yet fully answered) is answered UNAVAILABLE at once (twice:
-  /// a client that honours the limit may open a stream before this server
-  /// has processed the completion of the one it replaces). 0: unlimited.
+  /// acknowledged them). The shim also bounds every connection itself,
+  /// whatever its client acknowledged: a call arriving while its connection
+  /// has eight times this many calls alive, or 16 MiB of answers handed over
+  /// and not yet sent, is answered UNAVAILABLE at once (a client that
+  /// honours the limit bursts past it only before it has the server's
+  /// SETTINGS, or by the answers this server has not yet seen completing).
+  /// 0: unlimited.
   int max_concurrent_streams;
   /// A connection with no call open for this long is closed (GOAWAY).
   int max_connection_idle_ms;
