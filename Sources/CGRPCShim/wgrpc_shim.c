@@ -1291,14 +1291,18 @@ wgrpc_server *wgrpc_server_create_with_options(
   server->user_ctx = user_ctx;
   server->method_count = method_count;
   server->shutdown_tag = (wgrpc_tag){TAG_SERVER_SHUTDOWN, server};
-  // Eight times the advertised limit, and 16 MiB of answers not yet sent:
-  // a client that honours the limit may open streams before it has the
-  // server's SETTINGS (a burst at connection start) and opens a new one as
-  // soon as it has an answer, before this server's queue thread has seen
-  // that answer's completion; the bytes bound what a client that never
-  // reads can pile up, whatever the size of its answers.
+  // Twice the advertised limit, and 16 MiB of answers not yet sent. A
+  // client that honours the limit still opens a new stream as soon as it
+  // has an answer, before this server's queue thread may have seen that
+  // answer's completion (wallet-bench's setup was refused at exactly the
+  // limit); and a client may open streams before it has the server's
+  // SETTINGS at all: past twice the limit such a burst is refused
+  // UNAVAILABLE (retryable) too. Eight times was tried: a burst of 6,000
+  // streams from a client that never reads then held +455 MB; twice holds
+  // +68 MB. The bytes bound what a client that never reads piles up
+  // stream by stream.
   server->max_calls_per_connection =
-      settings.max_concurrent_streams > 0 ? 8 * settings.max_concurrent_streams
+      settings.max_concurrent_streams > 0 ? 2 * settings.max_concurrent_streams
                                           : 0;
 
   // SO_REUSEPORT would let a second server silently share a busy port.

@@ -144,10 +144,11 @@ typedef struct {
   /// (gRPC core refuses streams past it, but only from a client that
   /// acknowledged them). The shim also bounds every connection itself,
   /// whatever its client acknowledged: a call arriving while its connection
-  /// has eight times this many calls alive, or 16 MiB of answers handed over
-  /// and not yet sent, is answered UNAVAILABLE at once (a client that
-  /// honours the limit bursts past it only before it has the server's
-  /// SETTINGS, or by the answers this server has not yet seen completing).
+  /// has twice this many calls alive, or 16 MiB of answers handed over and
+  /// not yet sent, is answered UNAVAILABLE at once (twice: a client that
+  /// honours the limit opens a stream as soon as it has an answer, before
+  /// this server may have seen that answer complete; a client that bursts
+  /// past twice the limit before it has the server's SETTINGS is refused).
   /// 0: unlimited.
   int max_concurrent_streams;
   /// A connection with no call open for this long is closed (GOAWAY).
