@@ -1,14 +1,13 @@
-import Foundation
+import Logging
 
-/// One line per event on standard error, with a UTC timestamp. Callers pass
-/// redacted text: a connection string is never logged whole.
+/// The server's loggers (JSON lines on standard error once
+/// `JSONLogs.bootstrap` ran; main does that first). Callers pass redacted
+/// text: a connection string is never logged whole, a password never.
 enum Log {
-    private static let lock = NSLock()
-
-    static func info(_ message: String) {
-        let line = "\(Date().formatted(.iso8601)) wallet-server \(message)\n"
-        lock.lock()
-        FileHandle.standardError.write(Data(line.utf8))
-        lock.unlock()
-    }
+    /// Start, stop, reloads, the listener probe, configuration notes.
+    static let server = Logger(label: "wallet-server")
+    /// The store's messages (database unreachable, slow or failed batches).
+    static let store = Logger(label: "wallet-store")
+    /// One line per failed call (and per call at debug).
+    static let calls = Logger(label: "wallet-calls")
 }

@@ -48,7 +48,7 @@ package final class Router: Sendable {
         guard case .unary(let handler) = route.handler else {
             preconditionFailure("\(route.path) is not unary")
         }
-        let respond = observing(context, respond)
+        let respond = observing(route, context, request, respond)
         if let refusal = admit(context) {
             respond(.failed(refusal))
             return
@@ -61,6 +61,7 @@ package final class Router: Sendable {
         guard case .streaming(let handler) = route.handler else {
             preconditionFailure("\(route.path) is not streaming")
         }
+        let stream = observing(context, stream)
         if let refusal = admit(context) {
             stream.finish(refusal)
             return
@@ -77,20 +78,42 @@ package final class Router: Sendable {
     }
 
     /// `respond`, telling the interceptors that watch outcomes what it sent.
-    private func observing(_ context: CallContext, _ respond: @escaping Respond) -> Respond {
+    /// Without such interceptors, `respond` itself: the unary path then
+    /// costs nothing here.
+    private func observing(
+        _ route: Route, _ context: CallContext, _ request: [UInt8], _ respond: @escaping Respond
+    ) -> Respond {
         guard observesOutcome else { return respond }
         let interceptors = interceptors
         let started = ContinuousClock.now
+        let transactionID = route.transactionID
         return { result in
             respond(result)
-            let code: Int32 =
+            let status: RPCStatus? =
                 switch result {
-                case .ok: RPCStatus.okCode
-                case .failed(let status): status.code
+                case .ok: nil
+                case .failed(let status): status
                 }
-            let elapsed = ContinuousClock.now - started
+            let outcome = CallOutcome(
+                context: context, status: status, elapsed: ContinuousClock.now - started, request: request,
+                transactionIDReader: transactionID)
             for interceptor in interceptors where interceptor.observesOutcome {
-                interceptor.completed(context, code: code, elapsed: elapsed)
+                interceptor.completed(outcome)
+            }
+        }
+    }
+
+    /// `stream`, wrapped so that its end reaches the interceptors that
+    /// watch outcomes; `stream` itself when none do.
+    private func observing(_ context: CallContext, _ stream: any ServerStream) -> any ServerStream {
+        guard observesOutcome else { return stream }
+        let interceptors = interceptors
+        let started = ContinuousClock.now
+        return ObservedStream(stream) { status in
+            let outcome = CallOutcome(
+                context: context, status: status, elapsed: ContinuousClock.now - started, isStreaming: true)
+            for interceptor in interceptors where interceptor.observesOutcome {
+                interceptor.completed(outcome)
             }
         }
     }
