@@ -113,7 +113,9 @@ struct WalletServerMain {
         configuration.connectWorkersAtStart = true
         let store = try PostgresLedgerStore(configuration: configuration)
         Log.server.info("database ready at \(ConnectionString.redacted(url))")
-        let wallet = WalletService(store: store, pageTokens: store.pageTokens)
+        let wallet = WalletService(
+            store: store, pageTokens: store.pageTokens,
+            events: EventStreams(source: store.events, cursors: store.events.cursors))
         // Observers after the admission rules; they see refused calls too.
         var interceptors = security.interceptors
         if metrics != nil { interceptors.append(CallMetrics()) }

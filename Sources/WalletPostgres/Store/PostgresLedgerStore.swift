@@ -69,6 +69,8 @@ public final class PostgresLedgerStore: LedgerStore {
     public let configuration: StoreConfiguration
     /// Signs page tokens; shared by every instance through the database.
     public let pageTokens: PageTokenCodec
+    /// The ledger's events for WatchEvents streams.
+    public let events: EventFeed
 
     /// Connects, applies migrations, and starts the workers.
     public init(configuration: StoreConfiguration) throws {
@@ -80,8 +82,13 @@ public final class PostgresLedgerStore: LedgerStore {
             throw StoreStartError("cannot connect to the database: \(error)")
         }
         _ = try Migrator.apply(Migrations.all, on: setup)
-        self.pageTokens = PageTokenCodec(secret: try Self.pageTokenSecret(setup))
+        let secret = try Self.pageTokenSecret(setup)
+        self.pageTokens = PageTokenCodec(secret: secret)
         setup.close()
+        let events = EventFeed(
+            settings: EventFeed.Settings(databaseURL: configuration.databaseURL, log: configuration.log),
+            cursors: EventCursorCodec(secret: secret))
+        self.events = events
         let settings = StoreWorker.Settings(
             databaseURL: configuration.databaseURL, houseSlot: nil,
             batchSizeMax: configuration.writeMode == .lanes ? configuration.batchSizeMax : 1,
@@ -89,13 +96,15 @@ public final class PostgresLedgerStore: LedgerStore {
             slowBatchMilliseconds: configuration.slowBatchMilliseconds,
             batchWaitMicroseconds: configuration.writeMode == .lanes ? configuration.batchWaitMicroseconds : 0,
             batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), log: configuration.log,
-            metrics: configuration.metrics ?? StoreMetrics(), connectAtStart: configuration.connectWorkersAtStart)
+            metrics: configuration.metrics ?? StoreMetrics(), connectAtStart: configuration.connectWorkersAtStart,
+            committed: { events.commitHappened() })
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(
                 name: "wallet-db-\($0)", relayName: "wallet-ack-\($0)", settings: settings,
                 houseSlot: $0 % Limits.houseSlotCount)
         }
         for worker in workers { worker.start() }
+        events.start()
     }
 
     /// Applies pending migrations and returns the versions applied.
@@ -109,6 +118,7 @@ public final class PostgresLedgerStore: LedgerStore {
     /// own thread, which nothing does, it returns at once and that lane
     /// drains behind it.)
     public func shutdown() {
+        events.stop()
         for worker in workers { worker.stop() }
     }
 

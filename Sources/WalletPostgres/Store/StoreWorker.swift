@@ -277,6 +277,8 @@ final class StoreWorker: @unchecked Sendable {
         var metrics = StoreMetrics.none
         /// See `StoreConfiguration.connectWorkersAtStart`.
         var connectAtStart = false
+        /// Runs after each batch that committed (the event feed's wake-up).
+        var committed: @Sendable () -> Void = {}
     }
 
     private let settings: Settings
@@ -663,6 +665,7 @@ final class StoreWorker: @unchecked Sendable {
                     settings.log("\(name): slow batch: \(live.count) commands: \(executor.phases)")
                 }
                 relay.post(zip(live, results).map { (item, result) in (item.completion, result) })
+                if !results.isEmpty { settings.committed() }
                 if results.isEmpty {
                     attempts += 1
                     if attempts > attemptsMax {
