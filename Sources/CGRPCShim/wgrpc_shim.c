@@ -31,6 +31,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include <errno.h>
@@ -183,6 +184,25 @@ void wgrpc_skip_lock_order_tracking(void);
 static void library_init_once(void) {
   wgrpc_skip_lock_order_tracking();
   grpc_init();
+}
+
+static _Atomic(wgrpc_log_sink) log_sink = NULL;
+
+static void log_to_sink(gpr_log_func_args *args) {
+  wgrpc_log_sink sink = atomic_load(&log_sink);
+  if (sink == NULL) {
+    fprintf(stderr, "%s:%d %s\n", args->file, args->line, args->message);
+    return;
+  }
+  int severity = args->severity == GPR_LOG_SEVERITY_DEBUG  ? WGRPC_LOG_DEBUG
+                 : args->severity == GPR_LOG_SEVERITY_INFO ? WGRPC_LOG_INFO
+                                                           : WGRPC_LOG_ERROR;
+  sink(severity, args->file, args->line, args->message);
+}
+
+void wgrpc_set_log_sink(wgrpc_log_sink sink) {
+  atomic_store(&log_sink, sink);
+  gpr_set_log_function(log_to_sink);
 }
 
 // The one place that decides transport security.

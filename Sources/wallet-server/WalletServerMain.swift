@@ -21,6 +21,7 @@ struct WalletServerMain {
             exit(2)
         }
         JSONLogs.bootstrap(level: options.logLevel)
+        Log.redirectGRPCCore()
         do {
             switch options.subcommand {
             case .serve: try serve(options)

@@ -49,7 +49,8 @@ import WalletTestSupport
                     stream.finish(RPCStatus(code: RPCStatus.abortedCode, message: "done"))
                 },
                 .streaming("/test.v1.Test/Hang") { _, stream in
-                    stream.onClose {}
+                    // Finishes once told of the close, as Health/Watch does.
+                    stream.onClose { stream.finish(nil) }
                 },
             ]
         }

@@ -59,8 +59,11 @@ final class ObservedStream: ServerStream {
             defer { state.onClose = nil }
             return state.onClose
         }
-        body?()
+        // Reported before the handler hears of the close: a handler that
+        // then finishes (Health/Watch does) must not turn a call the client
+        // cancelled into an OK one.
         reportOnce(Self.closedFirst)
+        body?()
     }
 
     private func reportOnce(_ status: RPCStatus?) {
