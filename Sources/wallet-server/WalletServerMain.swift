@@ -22,6 +22,7 @@ struct WalletServerMain {
         }
         JSONLogs.bootstrap(level: options.logLevel)
         Log.redirectGRPCCore()
+        PostgresNotices.route { Log.store.debug("postgres: \($0)") }
         do {
             switch options.subcommand {
             case .serve: try serve(options)
@@ -127,6 +128,7 @@ struct WalletServerMain {
         let summaries = SummaryTicker {
             callLogging?.flushSummaries()
             storeMessages.flushSummaries()
+            Log.grpcCore.flushSummaries()
         }
         summaries.start()
         let server = try WalletServer(
