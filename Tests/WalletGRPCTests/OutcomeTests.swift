@@ -120,6 +120,39 @@ import WalletTestSupport
         #expect(recorder.all.map(\.code) == [RPCStatus.cancelledCode])
     }
 
+    /// Records which of its methods were called, so that a test can see the
+    /// wrapper pass each one through (a requirement with a default that the
+    /// wrapper does not implement would run the default instead).
+    final class Recording: ServerStream {
+        let calls = Mutex<[String]>([])
+        func read() async -> [UInt8]? {
+            calls.withLock { $0.append("read") }
+            return [1]
+        }
+        func send(_ message: [UInt8]) async -> Bool {
+            calls.withLock { $0.append("send") }
+            return true
+        }
+        func send(all messages: [[UInt8]]) async -> Int {
+            calls.withLock { $0.append("send(all:) \(messages.count)") }
+            return messages.count
+        }
+        func finish(_ status: RPCStatus?) { calls.withLock { $0.append("finish") } }
+        func onClose(_ body: @escaping @Sendable () -> Void) { calls.withLock { $0.append("onClose") } }
+    }
+
+    @Test func theWrapperPassesEveryStreamMethodThrough() async {
+        let base = Recording()
+        let wrapped = ObservedStream(base) { _ in }
+        _ = await wrapped.read()
+        _ = await wrapped.send([1])
+        #expect(await wrapped.send(all: [[1], [2], [3]]) == 3)
+        wrapped.onClose {}
+        wrapped.finish(nil)
+        // The wrapper's own onClose registration comes first, at init.
+        #expect(base.calls.withLock { $0 } == ["onClose", "read", "send", "send(all:) 3", "finish"])
+    }
+
     @Test func aRefusedStreamIsReportedOnce() {
         let recorder = Recorder()
         let router = router([Refuse(path: "/test.v1.Test/Hang"), recorder])

@@ -3,7 +3,9 @@ import Synchronization
 /// A stream that reports how it ended, once: the status its handler
 /// finished it with, or CANCELLED when the transport closed it first (the
 /// client went away, its deadline passed, the server shut down). Everything
-/// else passes through to the stream it wraps.
+/// else passes through to the stream it wraps: every requirement of
+/// `ServerStream`, those with a default too (OutcomeTests checks that what
+/// a handler calls reaches the wrapped stream).
 final class ObservedStream: ServerStream {
     private struct State {
         var reported = false
@@ -33,6 +35,12 @@ final class ObservedStream: ServerStream {
 
     func send(_ message: [UInt8]) async -> Bool {
         await base.send(message)
+    }
+
+    // Forwarded, not left to the protocol's default (one at a time): the
+    // transport's own hands the whole page to the shim at once.
+    func send(all messages: [[UInt8]]) async -> Int {
+        await base.send(all: messages)
     }
 
     func finish(_ status: RPCStatus?) {

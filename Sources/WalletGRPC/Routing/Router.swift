@@ -7,7 +7,8 @@ package final class Router: Sendable {
     package let routes: [Route]
     package let serviceNames: [String]
     private let interceptors: [any CallInterceptor]
-    private let observesOutcome: Bool
+    /// The interceptors that watch outcomes, picked once.
+    private let observers: [any CallInterceptor]
 
     /// Services are served in the order given; a path served twice is a bug.
     package init(services: [any RoutedService], interceptors: [any CallInterceptor]) {
@@ -25,7 +26,7 @@ package final class Router: Sendable {
         self.routes = routes
         self.serviceNames = services.map(\.serviceName)
         self.interceptors = interceptors
-        self.observesOutcome = interceptors.contains { $0.observesOutcome }
+        self.observers = interceptors.filter { $0.observesOutcome }
     }
 
     package var paths: [String] { routes.map(\.path) }
@@ -83,8 +84,8 @@ package final class Router: Sendable {
     private func observing(
         _ route: Route, _ context: CallContext, _ request: [UInt8], _ respond: @escaping Respond
     ) -> Respond {
-        guard observesOutcome else { return respond }
-        let interceptors = interceptors
+        guard !observers.isEmpty else { return respond }
+        let observers = observers
         let started = ContinuousClock.now
         let transactionID = route.transactionID
         return { result in
@@ -97,24 +98,20 @@ package final class Router: Sendable {
             let outcome = CallOutcome(
                 context: context, status: status, elapsed: ContinuousClock.now - started, request: request,
                 transactionIDReader: transactionID)
-            for interceptor in interceptors where interceptor.observesOutcome {
-                interceptor.completed(outcome)
-            }
+            for observer in observers { observer.completed(outcome) }
         }
     }
 
     /// `stream`, wrapped so that its end reaches the interceptors that
     /// watch outcomes; `stream` itself when none do.
     private func observing(_ context: CallContext, _ stream: any ServerStream) -> any ServerStream {
-        guard observesOutcome else { return stream }
-        let interceptors = interceptors
+        guard !observers.isEmpty else { return stream }
+        let observers = observers
         let started = ContinuousClock.now
         return ObservedStream(stream) { status in
             let outcome = CallOutcome(
                 context: context, status: status, elapsed: ContinuousClock.now - started, isStreaming: true)
-            for interceptor in interceptors where interceptor.observesOutcome {
-                interceptor.completed(outcome)
-            }
+            for observer in observers { observer.completed(outcome) }
         }
     }
 }
