@@ -31,6 +31,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include <errno.h>
@@ -46,11 +47,56 @@
 #define WGRPC_STATUS_CODE_MAX 16
 #define WGRPC_STATUS_DETAILS_KEY "grpc-status-details-bin"
 
+// ---------------------------------------------------------------------------
+// Log lines: gRPC core's and the shim's own, to the application's sink when
+// it set one (wgrpc_set_log_sink), else to stderr as plain text.
+
+static _Atomic(wgrpc_log_sink) log_sink = NULL;
+
+static void log_line(int severity, const char *file, int line,
+                     const char *message) {
+  wgrpc_log_sink sink = atomic_load(&log_sink);
+  if (sink == NULL) {
+    fprintf(stderr, "%s:%d %s\n", file, line, message);
+    return;
+  }
+  sink(severity, file, line, message);
+}
+
+static void log_to_sink(gpr_log_func_args *args) {
+  int severity = args->severity == GPR_LOG_SEVERITY_DEBUG  ? WGRPC_LOG_DEBUG
+                 : args->severity == GPR_LOG_SEVERITY_INFO ? WGRPC_LOG_INFO
+                                                           : WGRPC_LOG_ERROR;
+  log_line(severity, args->file, args->line, args->message);
+}
+
+void wgrpc_set_log_sink(wgrpc_log_sink sink) {
+  atomic_store(&log_sink, sink);
+  gpr_set_log_function(log_to_sink);
+}
+
+// The shim's own error lines ("wgrpc_shim: ..."): a batch gRPC core refused
+// to start, an invariant about to abort.
+static void shim_log_error(const char *file, int line, const char *format,
+                           ...) __attribute__((format(printf, 3, 4)));
+static void shim_log_error(const char *file, int line, const char *format,
+                           ...) {
+  char message[512];
+  int prefix = snprintf(message, sizeof(message), "wgrpc_shim: ");
+  va_list args;
+  va_start(args, format);
+  vsnprintf(message + prefix, sizeof(message) - (size_t)prefix, format, args);
+  va_end(args);
+  log_line(WGRPC_LOG_ERROR, file, line, message);
+}
+
+#define WGRPC_LOG_ERROR(...) shim_log_error(__FILE__, __LINE__, __VA_ARGS__)
+
 // Invariant violations are bugs: say what broke and stop.
 #define WGRPC_ASSERT(condition, what)                                         \
   do {                                                                        \
     if (!(condition)) {                                                       \
-      fprintf(stderr, "wgrpc_shim: %s:%d: %s\n", __FILE__, __LINE__, (what)); \
+      WGRPC_LOG_ERROR("%s", (what));                                          \
       abort();                                                                \
     }                                                                         \
   } while (0)
@@ -555,7 +601,7 @@ static void call_start_close_batch(wgrpc_call *call) {
   grpc_call_error error =
       grpc_call_start_batch(call->call, &op, 1, &call->closed_tag, NULL);
   if (error != GRPC_CALL_OK) {
-    fprintf(stderr, "wgrpc_shim: RECV_CLOSE_ON_SERVER failed: %s\n",
+    WGRPC_LOG_ERROR("RECV_CLOSE_ON_SERVER failed: %s",
             grpc_call_error_to_string(error));
     atomic_store(&call->cancelled, 1);
     lock(&call->mutex);
@@ -667,7 +713,7 @@ static void call_start_response_batch(wgrpc_call *call) {
   grpc_call_error error = grpc_call_start_batch(call->call, ops, op_count,
                                                 &call->responded_tag, NULL);
   if (error != GRPC_CALL_OK) {
-    fprintf(stderr, "wgrpc_shim: response batch failed: %s\n",
+    WGRPC_LOG_ERROR("response batch failed: %s",
             grpc_call_error_to_string(error));
     call_response_done(call);
     // The owner's handle ref keeps the struct (and its mutex) alive here.
@@ -737,7 +783,7 @@ static bool call_start_send_locked(wgrpc_call *call, grpc_byte_buffer *buffer) {
   grpc_call_error error =
       grpc_call_start_batch(call->call, ops, op_count, &call->sent_tag, NULL);
   if (error != GRPC_CALL_OK) {
-    fprintf(stderr, "wgrpc_shim: send batch failed: %s\n",
+    WGRPC_LOG_ERROR("send batch failed: %s",
             grpc_call_error_to_string(error));
     call->send_pending = false;
     call_count_bytes(call, -(int64_t)grpc_byte_buffer_length(call->send_buffer));
@@ -900,7 +946,7 @@ int wgrpc_call_read_message(wgrpc_call *call, wgrpc_read_callback callback,
       grpc_call_start_batch(call->call, &op, 1, &call->read_tag, NULL);
   int result = WGRPC_STATUS_OK;
   if (error != GRPC_CALL_OK) {
-    fprintf(stderr, "wgrpc_shim: read batch failed: %s\n",
+    WGRPC_LOG_ERROR("read batch failed: %s",
             grpc_call_error_to_string(error));
     call->read_pending = false;
     atomic_fetch_sub(&call->grpc_refs, 1); // the response ref is still held
@@ -1053,7 +1099,7 @@ static bool slot_post(request_slot *slot) {
                                      server->cq, server->cq, &slot->tag);
   }
   if (error != GRPC_CALL_OK) {
-    fprintf(stderr, "wgrpc_shim: posting a request failed: %s\n",
+    WGRPC_LOG_ERROR("posting a request failed: %s",
             grpc_call_error_to_string(error));
     grpc_metadata_array_destroy(&slot->request_metadata);
     if (slot->method_index < 0) {
@@ -1914,7 +1960,7 @@ int wgrpc_client_call_unary(wgrpc_channel *channel, const char *method,
 
   grpc_call_error error = grpc_call_start_batch(created, ops, 6, call, NULL);
   if (error != GRPC_CALL_OK) {
-    fprintf(stderr, "wgrpc_shim: client batch failed: %s\n",
+    WGRPC_LOG_ERROR("client batch failed: %s",
             grpc_call_error_to_string(error));
     client_call_abandon(call);
     return WGRPC_STATUS_INTERNAL;

@@ -30,7 +30,7 @@ enum StatusMapping {
     static func status(code: Int32, reason: String, message: String, metadata: [String: String] = [:]) -> RPCStatus {
         RPCStatus(
             code: code, message: message,
-            details: details(code: code, reason: reason, message: message, metadata: metadata))
+            details: details(code: code, reason: reason, message: message, metadata: metadata), reason: reason)
     }
 
     static func details(code: Int32, reason: String, message: String, metadata: [String: String]) -> [UInt8] {

@@ -55,7 +55,8 @@ final class CallerSecurity: Sendable {
         guard let permissions = policy.permissions else { return }
         let unserved = permissions.methodsNotServed(served)
         if !unserved.isEmpty {
-            Log.info("note: the permissions name methods this server does not serve: \(unserved.joined(separator: ", "))")
+            Log.server.notice(
+                "note: the permissions name methods this server does not serve: \(unserved.joined(separator: ", "))")
         }
     }
 
@@ -65,11 +66,11 @@ final class CallerSecurity: Sendable {
             do {
                 guard let material = try Self.loadTLS(options) else { return }
                 try tls.reload(material)
-                Log.info("reloaded TLS certificate, key and client CA: new connections use them")
+                Log.server.info("reloaded TLS certificate, key and client CA: new connections use them")
             } catch let error as TLSError {
-                Log.info("TLS reload failed: \(error.reason); keeping the previous certificates")
+                Log.server.error("TLS reload failed: \(error.reason); keeping the previous certificates")
             } catch {
-                Log.info("TLS reload failed: \(error); keeping the previous certificates")
+                Log.server.error("TLS reload failed: \(error); keeping the previous certificates")
             }
         }
         if let file = options.permissionsFile {
@@ -77,11 +78,11 @@ final class CallerSecurity: Sendable {
                 let permissions = try Self.loadPermissions(file)
                 policy.replace(permissions)
                 limiter.retain(only: Set(permissions.grants.keys))
-                Log.info("reloaded permissions from \(file) (\(permissions.grants.count) identities)")
+                Log.server.info("reloaded permissions from \(file) (\(permissions.grants.count) identities)")
             } catch let error as PermissionsError {
-                Log.info("permissions reload failed: \(file): \(error.reason); keeping the previous permissions")
+                Log.server.error("permissions reload failed: \(file): \(error.reason); keeping the previous permissions")
             } catch {
-                Log.info("permissions reload failed: \(file): \(error); keeping the previous permissions")
+                Log.server.error("permissions reload failed: \(file): \(error); keeping the previous permissions")
             }
         }
     }

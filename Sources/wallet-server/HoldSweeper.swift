@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Synchronization
 import WalletDomain
@@ -13,6 +14,9 @@ final class HoldSweeper: Sendable {
     private let store: PostgresLedgerStore
     private let intervalMilliseconds: Int
     private let task = Mutex<Task<Void, Never>?>(nil)
+    /// EXPIRE transactions this instance wrote (a hold another instance
+    /// released first answers as a replay and is not counted).
+    private let expired = Counter(label: "wallet_holds_expired_total")
 
     init(store: PostgresLedgerStore, intervalMilliseconds: Int) {
         self.store = store
@@ -22,13 +26,18 @@ final class HoldSweeper: Sendable {
     func start() {
         let store = store
         let interval = intervalMilliseconds
+        let expired = expired
         task.withLock {
             $0 = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(interval))
                     guard let holds = try? await store.expiredHolds(limit: Self.holdsPerSweepMax) else { continue }
                     for holdID in holds where !Task.isCancelled {
-                        _ = try? await store.execute(.expire(holdID: holdID), deadline: nil)
+                        if let result = try? await store.execute(.expire(holdID: holdID), deadline: nil),
+                            !result.replayed
+                        {
+                            expired.increment()
+                        }
                     }
                 }
             }

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import WalletGRPC
+import WalletObservability
 import WalletPostgres
 
 /// Command line and environment: flags win over the environment, which wins
@@ -37,6 +39,9 @@ struct Options {
     var transport = TransportSettings()
     /// How often the listener is checked; 0: never.
     var listenerProbeMilliseconds = 5_000
+    /// Where `GET /metrics` is served; nil: no metrics (the default).
+    var metricsListen: ListenAddress?
+    var logLevel = Logger.Level.info
 
     static let usage = """
         usage: wallet-server [serve|migrate|verify|postgres] [options]
@@ -65,6 +70,14 @@ struct Options {
           --embedded-port N          [WALLET_EMBEDDED_PORT] default 54329
           --drain-timeout-ms N                              default 10000
           --sweep-interval-ms N                             how often expired holds are looked for, default 500
+
+        logs and metrics (docs/operations.md):
+          --log-level LEVEL          [WALLET_LOG_LEVEL]     trace, debug (a line per call), info (default: a line
+                                                            per failed call, repeats summarized), notice, warning,
+                                                            error, critical; JSON lines on stderr
+          --metrics-listen HOST:PORT [WALLET_METRICS_LISTEN] serve Prometheus text on GET /metrics (off by default);
+                                                            PORT alone means 127.0.0.1:PORT; another address is
+                                                            served as given, with a warning at start
 
         callers (SIGHUP reloads the certificate, key, client CA and permissions):
           --tls-cert FILE            [WALLET_TLS_CERT]      serve TLS with this certificate chain (PEM)
@@ -120,6 +133,12 @@ struct Options {
         if let value = environment["WALLET_TLS_CLIENT_CA"], !value.isEmpty { options.tlsClientCAFile = value }
         if let value = environment["WALLET_PERMISSIONS"], !value.isEmpty { options.permissionsFile = value }
         if let value = environment["WALLET_ALLOW_INSECURE"] { options.allowInsecure = value == "1" || value == "true" }
+        if let value = environment["WALLET_LOG_LEVEL"], !value.isEmpty {
+            options.logLevel = try logLevel(value, "WALLET_LOG_LEVEL")
+        }
+        if let value = environment["WALLET_METRICS_LISTEN"], !value.isEmpty {
+            options.metricsListen = try listenAddress(value, "WALLET_METRICS_LISTEN")
+        }
 
         var rest = arguments[...]
         if let first = rest.first, let subcommand = Subcommand(rawValue: first) {
@@ -173,6 +192,8 @@ struct Options {
             case "--max-header-list-bytes": options.transport.maxHeaderListBytes = try limit(try value(), name)
             case "--handshake-timeout-ms": options.transport.handshakeTimeoutMilliseconds = try limit(try value(), name)
             case "--listener-probe-ms": options.listenerProbeMilliseconds = try limit(try value(), name)
+            case "--log-level": options.logLevel = try logLevel(try value(), name)
+            case "--metrics-listen": options.metricsListen = try listenAddress(try value(), name)
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown option \(flag)")
             }
@@ -254,6 +275,22 @@ struct Options {
             throw UsageError("\(name) must be an integer from 0 (off) to 1000000")
         }
         return value
+    }
+
+    private static func logLevel(_ text: String, _ name: String) throws -> Logger.Level {
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw UsageError(
+                "\(name) must be one of: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return level
+    }
+
+    private static func listenAddress(_ text: String, _ name: String) throws -> ListenAddress {
+        do {
+            return try ListenAddress.parse(text)
+        } catch {
+            throw UsageError("\(name): \(error.description)")
+        }
     }
 
     private static func mode(_ text: String) throws -> WriteMode {

@@ -1,7 +1,9 @@
 import Dispatch
 import Foundation
+import Logging
 import WalletDomain
 import WalletGRPC
+import WalletObservability
 import WalletPostgres
 
 @main
@@ -18,6 +20,9 @@ struct WalletServerMain {
         } catch {
             exit(2)
         }
+        JSONLogs.bootstrap(level: options.logLevel)
+        Log.redirectGRPCCore()
+        PostgresNotices.route { Log.store.debug("postgres: \($0)") }
         do {
             switch options.subcommand {
             case .serve: try serve(options)
@@ -40,7 +45,7 @@ struct WalletServerMain {
                 print(try embeddedDatabase(options))
             }
         } catch {
-            Log.info("error: \(error)")
+            Log.server.critical("error: \(error)")
             exit(1)
         }
     }
@@ -53,56 +58,98 @@ struct WalletServerMain {
 
     static func embeddedDatabase(_ options: Options) throws -> String {
         let directory = URL(fileURLWithPath: options.dataDirectory).appendingPathComponent("postgres").path
-        Log.info("no DATABASE_URL: using the embedded Postgres in \(directory) on port \(options.embeddedPort)")
+        Log.server.info("no DATABASE_URL: using the embedded Postgres in \(directory) on port \(options.embeddedPort)")
         return try LocalPostgres.start(dataDirectory: directory, port: options.embeddedPort, databaseName: "wallet")
     }
 
     static func serve(_ options: Options) throws {
-        Log.info("starting (\(options.startupSummary))")
+        Log.server.info("starting (\(options.startupSummary))")
+        // Bound first, so that a metrics port in use stops the start before
+        // anything else; swift-metrics is bootstrapped before any metric is
+        // made (the store's, the interceptors').
+        let metrics = try options.metricsListen.map { address in
+            do throws(MetricsEndpoint.StartError) {
+                return try PrometheusMetrics.bootstrap(listen: address)
+            } catch {
+                throw StartupError("metrics: \(error.description)")
+            }
+        }
+        if let metrics {
+            metrics.start()
+            Log.server.info("metrics on http://\(ListenAddress(host: metrics.address.host, port: metrics.port))/metrics")
+            if !metrics.address.isLoopback {
+                Log.server.warning(
+                    """
+                    metrics listen on \(metrics.address), not a loopback address: anyone who reaches it can read \
+                    call counts and latencies (no ids, no amounts)
+                    """)
+            }
+        }
         let security = try CallerSecurity(options)
-        Log.info("callers: \(security.summary)")
+        Log.server.info("callers: \(security.summary)")
         if options.tlsCertificateFile == nil, !Options.isLoopback(options.listen) {
-            Log.info(
-                "warning: plaintext on \(options.listen) (--allow-insecure): anyone who reaches this address may "
-                    + "call, and calls carry no identity")
+            Log.server.warning(
+                """
+                warning: plaintext on \(options.listen) (--allow-insecure): anyone who reaches this address may \
+                call, and calls carry no identity
+                """)
         }
         let files = OpenFileLimit.raiseToHardLimit()
-        Log.info(
+        Log.server.info(
             files.after > files.before
                 ? "open-file limit raised from \(files.before) to \(files.after) (the hard limit)"
                 : "open-file limit \(files.after) (already the hard limit)")
         if options.writeMode == .perRequest, options.batchWaitGiven, options.batchWaitMicroseconds > 0 {
-            Log.info("note: --batch-wait-us applies to lanes only; per-request mode ignores it")
+            Log.server.notice("note: --batch-wait-us applies to lanes only; per-request mode ignores it")
         }
         let url = try databaseURL(options)
+        let storeMessages = RepeatedMessageLog(logger: Log.store, level: .warning)
         var configuration = StoreConfiguration(
             databaseURL: url, poolSize: options.effectivePoolSize, writeMode: options.writeMode,
             batchSizeMax: options.batchSizeMax, queueDepthMax: options.queueDepthMax,
-            log: { Log.info($0) })
+            log: { storeMessages.log($0) })
         configuration.slowBatchMilliseconds = options.slowBatchMilliseconds
         configuration.walletQueueDepthMax = options.walletQueueDepthMax
         configuration.batchWaitMicroseconds = options.batchWaitMicroseconds
         configuration.batchWaitTarget = options.batchWaitTarget
+        configuration.connectWorkersAtStart = true
         let store = try PostgresLedgerStore(configuration: configuration)
-        Log.info("database ready at \(ConnectionString.redacted(url))")
+        Log.server.info("database ready at \(ConnectionString.redacted(url))")
         let wallet = WalletService(
             store: store, pageTokens: store.pageTokens,
             events: EventStreams(source: store.events, cursors: store.events.cursors))
+        // Observers after the admission rules; they see refused calls too.
+        var interceptors = security.interceptors
+        if metrics != nil { interceptors.append(CallMetrics()) }
+        // Failed calls log at info: below that level nothing per call is
+        // logged, and the interceptor (a closure per call) is left out.
+        let callLogging = Log.calls.logLevel <= .info ? CallLogging(logger: Log.calls) : nil
+        if let callLogging { interceptors.append(callLogging) }
+        let summaries = SummaryTicker {
+            callLogging?.flushSummaries()
+            storeMessages.flushSummaries()
+            Log.grpcCore.flushSummaries()
+        }
+        summaries.start()
         let server = try WalletServer(
-            listen: options.listen, wallet: wallet, interceptors: security.interceptors,
+            listen: options.listen, wallet: wallet, interceptors: interceptors,
             settings: options.transport, tls: security.tls)
         security.warnOfUnservedMethods(served: Set(server.router.paths))
         let host = options.listen.split(separator: ":").dropLast().joined(separator: ":")
-        Log.info("listening on \(host):\(server.port)")
+        Log.server.info("listening on \(host):\(server.port)")
         let probe = ListenerProbe(
             listen: options.listen, port: server.port, intervalMilliseconds: options.listenerProbeMilliseconds
         ) { accepting in
             server.health.set(.listenerStopped, holds: !accepting)
-            Log.info(
-                accepting
-                    ? "listener accepts connections again on \(host):\(server.port): health is SERVING"
-                    : "listener stopped accepting connections on \(host):\(server.port) (gRPC core does not "
-                        + "recover from a failed accept): health is NOT_SERVING; restart this instance")
+            if accepting {
+                Log.server.notice("listener accepts connections again on \(host):\(server.port): health is SERVING")
+            } else {
+                Log.server.critical(
+                    """
+                    listener stopped accepting connections on \(host):\(server.port) (gRPC core does not \
+                    recover from a failed accept): health is NOT_SERVING; restart this instance
+                    """)
+            }
         }
         probe?.start()
 
@@ -124,12 +171,14 @@ struct WalletServerMain {
         reload.resume()
         sources.append(reload)
         stop.wait()
-        Log.info("stopping: draining in-flight calls")
+        Log.server.info("stopping: draining in-flight calls")
         probe?.stop()
         sweeper.stop()
         server.shutdown(drainTimeoutMilliseconds: options.drainTimeoutMilliseconds)
         store.shutdown()
-        Log.info("stopped")
+        summaries.stop()
+        metrics?.stop()
+        Log.server.info("stopped")
         exit(0)
     }
 }

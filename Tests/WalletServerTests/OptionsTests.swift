@@ -1,4 +1,6 @@
+import Logging
 import Testing
+import WalletObservability
 import WalletPostgres
 
 @testable import wallet_server
@@ -169,5 +171,32 @@ import WalletPostgres
         #expect(options.transport.handshakeTimeoutMilliseconds == 500)
         #expect(options.listenerProbeMilliseconds == 0)
         #expect(throws: UsageError.self) { try parse(["--max-concurrent-streams", "-1"], [:]) }
+    }
+
+    @Test func logsAtInfoAndNoMetricsByDefault() throws {
+        let options = try parse([])
+        #expect(options.logLevel == .info)
+        #expect(options.metricsListen == nil)
+    }
+
+    @Test func logLevelAndMetricsAddressFromFlagsOrEnvironment() throws {
+        let fromEnvironment = try parse([], ["WALLET_LOG_LEVEL": "debug", "WALLET_METRICS_LISTEN": "9464"])
+        #expect(fromEnvironment.logLevel == .debug)
+        #expect(fromEnvironment.metricsListen == ListenAddress(host: "127.0.0.1", port: 9464))
+        let fromFlags = try parse(
+            ["--log-level", "WARNING", "--metrics-listen=0.0.0.0:9100"],
+            ["WALLET_LOG_LEVEL": "debug", "WALLET_METRICS_LISTEN": "9464"])
+        #expect(fromFlags.logLevel == .warning)
+        #expect(fromFlags.metricsListen == ListenAddress(host: "0.0.0.0", port: 9100))
+        #expect(fromFlags.metricsListen?.isLoopback == false)
+    }
+
+    @Test(arguments: [
+        (["--log-level", "loud"], "--log-level must be one of: trace, debug, info, notice, warning, error, critical"),
+        (["--metrics-listen", "example.com:9464"], "--metrics-listen: example.com is not a numeric address (IPv4, [IPv6] or localhost)"),
+        (["--metrics-listen", "127.0.0.1:99999"], "--metrics-listen: the port must be a number from 0 to 65535 (HOST:PORT)"),
+    ])
+    func badLogAndMetricsValuesAreRefused(arguments: [String], reason: String) {
+        #expect(refusal(arguments) == .some(reason))
     }
 }

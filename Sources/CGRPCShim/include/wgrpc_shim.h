@@ -76,6 +76,25 @@ enum {
 typedef struct wgrpc_server wgrpc_server;
 typedef struct wgrpc_call wgrpc_call;
 
+/// gRPC core's severities, as wgrpc_log_sink receives them.
+enum {
+  WGRPC_LOG_DEBUG = 0,
+  WGRPC_LOG_INFO = 1,
+  WGRPC_LOG_ERROR = 2,
+};
+
+/// Receives one of gRPC core's own log lines (by default only its errors:
+/// a failed TLS handshake, a port in use; GRPC_VERBOSITY=info or debug adds
+/// more). Runs on whichever thread gRPC core logs from; `file` and
+/// `message` are valid only during the call. Must not call into gRPC.
+typedef void (*wgrpc_log_sink)(int severity, const char *file, int line,
+                               const char *message);
+
+/// Sends gRPC core's log lines to `sink` instead of standard error (NULL:
+/// back to standard error). Call before the first server or channel, so
+/// that nothing is written the other way first.
+void wgrpc_set_log_sink(wgrpc_log_sink sink);
+
 /// Invoked on the server's completion-queue thread for each call to a
 /// registered method. `request` is valid only during the callback; a call that
 /// carried no message gets request NULL and request_len 0. The callee owns one

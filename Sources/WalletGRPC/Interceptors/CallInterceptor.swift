@@ -7,15 +7,18 @@ package protocol CallInterceptor: Sendable {
     /// runs.
     func admit(_ context: CallContext) -> RPCStatus?
 
-    /// Whether `completed` should be called for unary calls (it costs a
-    /// closure per call, so only interceptors that use it say yes).
+    /// Whether `completed` should be called (it costs a closure per unary
+    /// call and a wrapper per stream, so only interceptors that use it say
+    /// yes).
     var observesOutcome: Bool { get }
 
-    /// A unary call was answered with `code` after `elapsed`.
-    func completed(_ context: CallContext, code: Int32, elapsed: Duration)
+    /// A call ended: a unary call was answered, or a stream finished (or
+    /// closed without finishing: CANCELLED). Runs on whichever thread
+    /// answered (a store's relay thread for most writes): return quickly.
+    func completed(_ outcome: CallOutcome)
 }
 
 extension CallInterceptor {
     package var observesOutcome: Bool { false }
-    package func completed(_ context: CallContext, code: Int32, elapsed: Duration) {}
+    package func completed(_ outcome: CallOutcome) {}
 }

@@ -14,17 +14,23 @@ package struct Route: Sendable {
     /// "/wallet.v1.Wallet/Debit"
     package let path: String
     package let handler: Handler
+    /// Reads the request's `transaction_id` from its bytes, for methods that
+    /// have one: the logs name it, and only a line being written asks.
+    package let transactionID: (@Sendable (_ request: [UInt8]) -> String?)?
 
-    package init(path: String, handler: Handler) {
+    package init(
+        path: String, handler: Handler, transactionID: (@Sendable (_ request: [UInt8]) -> String?)? = nil
+    ) {
         self.path = path
         self.handler = handler
+        self.transactionID = transactionID
     }
 
     package static func unary(
-        _ path: String,
+        _ path: String, transactionID: (@Sendable (_ request: [UInt8]) -> String?)? = nil,
         _ body: @escaping @Sendable (_ context: CallContext, _ request: [UInt8], _ respond: @escaping Respond) -> Void
     ) -> Route {
-        Route(path: path, handler: .unary(body))
+        Route(path: path, handler: .unary(body), transactionID: transactionID)
     }
 
     package static func streaming(

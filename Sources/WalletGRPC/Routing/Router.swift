@@ -7,7 +7,8 @@ package final class Router: Sendable {
     package let routes: [Route]
     package let serviceNames: [String]
     private let interceptors: [any CallInterceptor]
-    private let observesOutcome: Bool
+    /// The interceptors that watch outcomes, picked once.
+    private let observers: [any CallInterceptor]
 
     /// Services are served in the order given; a path served twice is a bug.
     package init(services: [any RoutedService], interceptors: [any CallInterceptor]) {
@@ -25,7 +26,7 @@ package final class Router: Sendable {
         self.routes = routes
         self.serviceNames = services.map(\.serviceName)
         self.interceptors = interceptors
-        self.observesOutcome = interceptors.contains { $0.observesOutcome }
+        self.observers = interceptors.filter { $0.observesOutcome }
     }
 
     package var paths: [String] { routes.map(\.path) }
@@ -48,7 +49,7 @@ package final class Router: Sendable {
         guard case .unary(let handler) = route.handler else {
             preconditionFailure("\(route.path) is not unary")
         }
-        let respond = observing(context, respond)
+        let respond = observing(route, context, request, respond)
         if let refusal = admit(context) {
             respond(.failed(refusal))
             return
@@ -61,6 +62,7 @@ package final class Router: Sendable {
         guard case .streaming(let handler) = route.handler else {
             preconditionFailure("\(route.path) is not streaming")
         }
+        let stream = observing(context, stream)
         if let refusal = admit(context) {
             stream.finish(refusal)
             return
@@ -77,21 +79,39 @@ package final class Router: Sendable {
     }
 
     /// `respond`, telling the interceptors that watch outcomes what it sent.
-    private func observing(_ context: CallContext, _ respond: @escaping Respond) -> Respond {
-        guard observesOutcome else { return respond }
-        let interceptors = interceptors
+    /// Without such interceptors, `respond` itself: the unary path then
+    /// costs nothing here.
+    private func observing(
+        _ route: Route, _ context: CallContext, _ request: [UInt8], _ respond: @escaping Respond
+    ) -> Respond {
+        guard !observers.isEmpty else { return respond }
+        let observers = observers
         let started = ContinuousClock.now
+        let transactionID = route.transactionID
         return { result in
             respond(result)
-            let code: Int32 =
+            let status: RPCStatus? =
                 switch result {
-                case .ok: RPCStatus.okCode
-                case .failed(let status): status.code
+                case .ok: nil
+                case .failed(let status): status
                 }
-            let elapsed = ContinuousClock.now - started
-            for interceptor in interceptors where interceptor.observesOutcome {
-                interceptor.completed(context, code: code, elapsed: elapsed)
-            }
+            let outcome = CallOutcome(
+                context: context, status: status, elapsed: ContinuousClock.now - started, request: request,
+                transactionIDReader: transactionID)
+            for observer in observers { observer.completed(outcome) }
+        }
+    }
+
+    /// `stream`, wrapped so that its end reaches the interceptors that
+    /// watch outcomes; `stream` itself when none do.
+    private func observing(_ context: CallContext, _ stream: any ServerStream) -> any ServerStream {
+        guard !observers.isEmpty else { return stream }
+        let observers = observers
+        let started = ContinuousClock.now
+        return ObservedStream(stream) { status in
+            let outcome = CallOutcome(
+                context: context, status: status, elapsed: ContinuousClock.now - started, isStreaming: true)
+            for observer in observers { observer.completed(outcome) }
         }
     }
 }

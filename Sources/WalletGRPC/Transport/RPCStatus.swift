@@ -6,11 +6,16 @@ package struct RPCStatus: Sendable, Equatable {
     /// A serialized `google.rpc.Status`, sent as `grpc-status-details-bin`;
     /// empty for none.
     package var details: [UInt8]
+    /// The ErrorInfo reason inside `details` ("INSUFFICIENT_FUNDS"), kept
+    /// beside it for the logs and metrics; never sent on its own. Empty when
+    /// there is none.
+    package var reason: String
 
-    package init(code: Int32, message: String, details: [UInt8] = []) {
+    package init(code: Int32, message: String, details: [UInt8] = [], reason: String = "") {
         self.code = code
         self.message = message
         self.details = details
+        self.reason = reason
     }
 }
 
@@ -33,6 +38,19 @@ extension RPCStatus {
     package static let dataLossCode: Int32 = 15
     package static let unauthenticatedCode: Int32 = 16
     package static let codeMax: Int32 = 16
+
+    /// The canonical name of a code ("FAILED_PRECONDITION"), as gRPC's
+    /// documentation spells it; "CODE_<n>" for a number outside 0...16.
+    package static func name(of code: Int32) -> String {
+        guard (0...codeMax).contains(code) else { return "CODE_\(code)" }
+        return codeNames[Int(code)]
+    }
+
+    private static let codeNames = [
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+        "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    ]
 }
 
 /// What a unary handler answers: the serialized response or a status.

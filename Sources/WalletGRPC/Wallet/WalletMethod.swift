@@ -21,4 +21,13 @@ package enum WalletMethod: Int, CaseIterable, Sendable {
         case .healthCheck: "/grpc.health.v1.Health/Check"
         }
     }
+
+    /// Whether the request's field 1 is a `transaction_id` (every write, and
+    /// GetTransaction's id to read).
+    package var hasTransactionID: Bool {
+        switch self {
+        case .credit, .debit, .authorize, .settle, .rollback, .reverse, .transfer, .getTransaction: true
+        case .createWallet, .defineAsset, .getBalance, .listTransactions, .healthCheck: false
+        }
+    }
 }

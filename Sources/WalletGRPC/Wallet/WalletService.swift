@@ -28,12 +28,31 @@ package final class WalletService: RoutedService {
 
     package var routes: [Route] {
         let unary: [Route] = WalletMethod.allCases.filter { $0 != .healthCheck }.map { method in
-            .unary(method.path) { [self] context, request, respond in
+            .unary(method.path, transactionID: method.hasTransactionID ? Self.transactionID : nil) {
+                [self] context, request, respond in
                 handle(method, context: context, request: request, respond: respond)
             }
         }
         guard let events else { return unary }
         return unary + [.streaming(Self.watchEventsPath) { context, stream in events.start(context, stream) }]
+    }
+
+    /// The `transaction_id` (field 1) of a request that has one, for the
+    /// logs: read from the wire bytes as they came (the last field 1 wins, as
+    /// in protobuf), at most `Limits.transactionIDBytesMax` bytes of it (a
+    /// bad request may carry more); nil when the bytes hold none or cannot
+    /// be walked.
+    static func transactionID(_ request: [UInt8]) -> String? {
+        var reader = WireReader(request[...])
+        var found: ArraySlice<UInt8>?
+        do {
+            while let field = try reader.next() {
+                if field.number == 1, case .bytes(let bytes) = field.value { found = bytes }
+            }
+        } catch {
+            return nil
+        }
+        return found.map { String(decoding: $0.prefix(Limits.transactionIDBytesMax), as: UTF8.self) }
     }
 
     /// Called on the transport's thread. Every request is decoded here

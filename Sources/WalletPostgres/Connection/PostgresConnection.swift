@@ -113,6 +113,7 @@ package final class PostgresConnection {
             PQfinish(newHandle)
             throw PostgresError(kind: .connection, message: message, target: target)
         }
+        PostgresNotices.install(on: newHandle)
         handle = newHandle
         preparedStatements.removeAll()
     }

@@ -40,6 +40,14 @@ public struct StoreConfiguration: Sendable {
     public var batchWaitMicroseconds = 2_000
     public var batchWaitTarget = 32
     public var log: @Sendable (String) -> Void
+    /// Where the workers record queue depths, batch sizes, commit times and
+    /// connection states (see `StoreMetrics`).
+    public var metrics: StoreMetrics?
+    /// Each worker connects when it starts rather than at its first command,
+    /// so that the connection gauges tell from the start whether the
+    /// database is there (the server; tests leave it off and open only the
+    /// connections they use).
+    public var connectWorkersAtStart = false
 
     public init(
         databaseURL: String, poolSize: Int = 8, writeMode: WriteMode = .lanes, batchSizeMax: Int = 512,
@@ -88,6 +96,7 @@ public final class PostgresLedgerStore: LedgerStore {
             slowBatchMilliseconds: configuration.slowBatchMilliseconds,
             batchWaitMicroseconds: configuration.writeMode == .lanes ? configuration.batchWaitMicroseconds : 0,
             batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), log: configuration.log,
+            metrics: configuration.metrics ?? StoreMetrics(), connectAtStart: configuration.connectWorkersAtStart,
             committed: { events.commitHappened() })
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Synchronization
 import WalletDomain
@@ -272,6 +273,10 @@ final class StoreWorker: @unchecked Sendable {
         /// that settings made per worker cannot silently give each its own).
         var activity: WorkerActivity
         var log: @Sendable (String) -> Void
+        /// Shared by a store's workers; each adds its lane's queue depth.
+        var metrics = StoreMetrics.none
+        /// See `StoreConfiguration.connectWorkersAtStart`.
+        var connectAtStart = false
         /// Runs after each batch that committed (the event feed's wake-up).
         var committed: @Sendable () -> Void = {}
     }
@@ -292,6 +297,13 @@ final class StoreWorker: @unchecked Sendable {
 
     private var connection: PostgresConnection?
     private var executor: BatchExecutor?
+    /// Whether the connection worked at its last use; nil before the first.
+    /// Worker thread only, like the connection.
+    private var connectionUp: Bool?
+    private let queueDepth: Gauge
+    /// The depth last recorded (worker thread only): the gauge is written
+    /// only when it changes.
+    private var recordedQueueDepth = -1
     /// Internal for tests (its backlog).
     let relay = CompletionRelay()
     private let relayName: String
@@ -302,6 +314,10 @@ final class StoreWorker: @unchecked Sendable {
         self.settings = settings
         self.name = name
         self.relayName = relayName ?? "\(name)-acks"
+        queueDepth = settings.metrics.laneQueueDepth(lane: name)
+        // Down until its connection first works (at its start or its first
+        // command, see `Settings.connectAtStart`).
+        settings.metrics.connectionsDown.increment()
     }
 
     func start() {
@@ -433,8 +449,10 @@ final class StoreWorker: @unchecked Sendable {
     }
 
     private func run() {
+        if settings.connectAtStart { _ = ensureConnection() }
         while true {
             condition.lock()
+            if writes.count == writesHead { recordQueueDepth(0) }
             while writes.count == writesHead, reads.isEmpty, creates.isEmpty, groupedReads.isEmpty, !stopping {
                 condition.wait()
             }
@@ -443,6 +461,7 @@ final class StoreWorker: @unchecked Sendable {
                 condition.broadcast()
                 condition.unlock()
                 connection?.close()
+                noteConnection(up: false)
                 // Also when `stop` came from this thread and could not wait.
                 relay.stop()
                 return
@@ -463,6 +482,7 @@ final class StoreWorker: @unchecked Sendable {
             let createCount = min(settings.batchSizeMax, creates.count)
             let createBatch = Array(creates[..<createCount])
             creates.removeFirst(createCount)
+            recordQueueDepth(writes.count - writesHead)
             let take = min(settings.batchSizeMax, writes.count - writesHead)
             let batch = Array(writes[writesHead..<(writesHead + take)])
             writesHead += take
@@ -551,7 +571,33 @@ final class StoreWorker: @unchecked Sendable {
         }
     }
 
+    /// The lane's queue depth gauge, written when `depth` differs from the
+    /// last value written (an atomic store either way; this keeps it to
+    /// the changes).
+    private func recordQueueDepth(_ depth: Int) {
+        guard depth != recordedQueueDepth else { return }
+        recordedQueueDepth = depth
+        queueDepth.record(depth)
+    }
+
+    /// Moves this worker between the up and down connection gauges.
+    private func noteConnection(up: Bool) {
+        guard connectionUp != up else { return }
+        if connectionUp != nil || up {
+            // From its start the worker counts as down (see init).
+            (up ? settings.metrics.connectionsDown : settings.metrics.connectionsUp).decrement()
+            (up ? settings.metrics.connectionsUp : settings.metrics.connectionsDown).increment()
+        }
+        connectionUp = up
+    }
+
     private func ensureConnection() -> PostgresConnection? {
+        let live = connectOrReconnect()
+        noteConnection(up: live != nil)
+        return live
+    }
+
+    private func connectOrReconnect() -> PostgresConnection? {
         if let connection, connection.isConnected { return connection }
         do {
             if let connection {
@@ -611,6 +657,10 @@ final class StoreWorker: @unchecked Sendable {
                     lockHint: lockHint)
                 self.executor = executor
                 let elapsed = executor.phases.totalMicroseconds
+                if !results.isEmpty {
+                    settings.metrics.batchSize.record(results.count)
+                    settings.metrics.commitDuration.recordMicroseconds(elapsed)
+                }
                 if settings.slowBatchMilliseconds > 0, elapsed >= Int64(settings.slowBatchMilliseconds) * 1000 {
                     settings.log("\(name): slow batch: \(live.count) commands: \(executor.phases)")
                 }
