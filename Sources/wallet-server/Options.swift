@@ -37,6 +37,8 @@ struct Options {
     var transport = TransportSettings()
     /// How often the listener is checked; 0: never.
     var listenerProbeMilliseconds = 5_000
+    /// How often the store probes the database when idle or down; 0: never.
+    var databaseProbeMilliseconds = StoreConfiguration.defaults.databaseProbeIntervalMilliseconds
 
     static let usage = """
         usage: wallet-server [serve|migrate|verify|postgres] [options]
@@ -84,6 +86,7 @@ struct Options {
           --max-header-list-bytes N       largest request header list, default \(TransportSettings().maxHeaderListBytes)
           --handshake-timeout-ms N        TLS and HTTP/2 handshake time limit, default \(TransportSettings().handshakeTimeoutMilliseconds)
           --listener-probe-ms N           check the listener accepts this often (0: off), default 5000
+          --database-probe-ms N           probe the database this often when idle or down (0: off), default \(StoreConfiguration.defaults.databaseProbeIntervalMilliseconds)
         """
 
     static func parse(_ arguments: [String], environment: [String: String]) throws -> Options {
@@ -173,6 +176,7 @@ struct Options {
             case "--max-header-list-bytes": options.transport.maxHeaderListBytes = try limit(try value(), name)
             case "--handshake-timeout-ms": options.transport.handshakeTimeoutMilliseconds = try limit(try value(), name)
             case "--listener-probe-ms": options.listenerProbeMilliseconds = try limit(try value(), name)
+            case "--database-probe-ms": options.databaseProbeMilliseconds = try limit(try value(), name)
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown option \(flag)")
             }

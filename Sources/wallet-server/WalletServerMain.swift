@@ -83,6 +83,7 @@ struct WalletServerMain {
         configuration.walletQueueDepthMax = options.walletQueueDepthMax
         configuration.batchWaitMicroseconds = options.batchWaitMicroseconds
         configuration.batchWaitTarget = options.batchWaitTarget
+        configuration.databaseProbeIntervalMilliseconds = options.databaseProbeMilliseconds
         let store = try PostgresLedgerStore(configuration: configuration)
         Log.info("database ready at \(ConnectionString.redacted(url))")
         let wallet = WalletService(store: store, pageTokens: store.pageTokens)
@@ -103,6 +104,17 @@ struct WalletServerMain {
                         + "recover from a failed accept): health is NOT_SERVING; restart this instance")
         }
         probe?.start()
+        // NOT_SERVING while the database cannot take writes; SERVING again
+        // by itself once it can (the store logs each change and why).
+        store.observeDatabaseStatus { status in
+            let reasons: [(HealthService.NotServingReason, Bool)] = [
+                (.databaseUnreachable, status == .unreachable), (.databaseReadOnly, status == .readOnly),
+            ]
+            // Raise the new reason before clearing the old, so that a move
+            // from one to the other never shows SERVING in between.
+            for (reason, holds) in reasons where holds { server.health.set(reason, holds: true) }
+            for (reason, holds) in reasons where !holds { server.health.set(reason, holds: false) }
+        }
 
         let sweeper = HoldSweeper(store: store, intervalMilliseconds: options.sweepIntervalMilliseconds)
         sweeper.start()

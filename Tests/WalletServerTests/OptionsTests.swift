@@ -170,4 +170,11 @@ import WalletPostgres
         #expect(options.listenerProbeMilliseconds == 0)
         #expect(throws: UsageError.self) { try parse(["--max-concurrent-streams", "-1"], [:]) }
     }
+
+    @Test func theDatabaseProbeIntervalIsAFlag() throws {
+        #expect(try parse([], [:]).databaseProbeMilliseconds == 1000)
+        #expect(try parse(["--database-probe-ms", "250"], [:]).databaseProbeMilliseconds == 250)
+        #expect(try parse(["--database-probe-ms", "0"], [:]).databaseProbeMilliseconds == 0)
+        #expect(throws: UsageError.self) { try parse(["--database-probe-ms", "-5"], [:]) }
+    }
 }

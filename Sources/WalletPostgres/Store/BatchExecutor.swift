@@ -10,7 +10,15 @@ enum BatchFailure: Error {
     /// became known), or another instance wrote one of its transaction ids
     /// first. Nothing was written.
     case retry(lockWallets: Set<String>)
-    case database(PostgresError)
+    /// `outcomeUnknown`: the connection broke while the batch's COMMIT was
+    /// on its way, so it may have been recorded. Any other failure rolled
+    /// the batch back whole: nothing of it was recorded.
+    case database(PostgresError, outcomeUnknown: Bool)
+}
+
+/// A failure of the pipeline that carries a batch's writes and its COMMIT.
+private struct CommitFailure: Error {
+    let error: PostgresError
 }
 
 /// Wall-clock time of each step of one batch, in microseconds from its start.
@@ -85,18 +93,30 @@ struct BatchExecutor {
         } catch let failure as BatchFailure {
             rollback()
             throw failure
+        } catch let failure as CommitFailure {
+            rollback()
+            throw Self.batchFailure(failure.error, duringCommit: true)
         } catch let error as PostgresError {
             rollback()
-            // Another instance committed one of our transaction ids first:
-            // run again, and see it as a replay or a mismatch.
-            if error.isUniqueViolation, error.constraint == "transactions_pkey" {
-                throw .retry(lockWallets: [])
-            }
-            throw .database(error)
+            throw Self.batchFailure(error, duringCommit: false)
         } catch {
             rollback()
-            throw .database(PostgresError(kind: .unexpectedResult, message: "\(error)"))
+            throw .database(PostgresError(kind: .unexpectedResult, message: "\(error)"), outcomeUnknown: false)
         }
+    }
+
+    /// What a failed attempt tells the worker. The batch was rolled back
+    /// (or its session is gone).
+    private static func batchFailure(_ error: PostgresError, duringCommit: Bool) -> BatchFailure {
+        // Another instance committed one of our transaction ids first:
+        // run again, and see it as a replay or a mismatch.
+        if error.isUniqueViolation, error.constraint == "transactions_pkey" {
+            return .retry(lockWallets: [])
+        }
+        // Only a session lost while the COMMIT was on its way leaves the
+        // outcome unknown; a statement the server refused aborted the
+        // transaction, COMMIT included.
+        return .database(error, outcomeUnknown: duringCommit && error.failureClass == .connectionLost)
     }
 
     private func rollback() {
@@ -185,7 +205,11 @@ struct BatchExecutor {
         phases.mark(.applied)
         let statements = writes(state, prepared: prepared) + [("commit", [])]
         phases.mark(.encoded)
-        _ = try connection.pipeline(statements)
+        do {
+            _ = try connection.pipeline(statements)
+        } catch {
+            throw CommitFailure(error: error)
+        }
         phases.mark(.committed)
         return results
     }

@@ -39,6 +39,10 @@ public struct StoreConfiguration: Sendable {
     /// waits: it is the bottleneck itself. See docs/benchmarks.md. 0: off.
     public var batchWaitMicroseconds = 2_000
     public var batchWaitTarget = 32
+    /// How often the store probes the database when its workers have said
+    /// nothing about it for that long (an idle server), or while it is not
+    /// available; 0: never (workers' reports only). See `DatabaseStatus`.
+    public var databaseProbeIntervalMilliseconds = 1_000
     public var log: @Sendable (String) -> Void
 
     public init(
@@ -58,6 +62,7 @@ public struct StoreConfiguration: Sendable {
 /// on Swift's cooperative pool. Callers await; workers complete.
 public final class PostgresLedgerStore: LedgerStore {
     private let workers: [StoreWorker]
+    private let monitor: DatabaseMonitor
     public let configuration: StoreConfiguration
     /// Signs page tokens; shared by every instance through the database.
     public let pageTokens: PageTokenCodec
@@ -74,19 +79,35 @@ public final class PostgresLedgerStore: LedgerStore {
         _ = try Migrator.apply(Migrations.all, on: setup)
         self.pageTokens = PageTokenCodec(secret: try Self.pageTokenSecret(setup))
         setup.close()
+        monitor = DatabaseMonitor(
+            settings: DatabaseMonitor.Settings(
+                databaseURL: configuration.databaseURL,
+                probeIntervalMilliseconds: configuration.databaseProbeIntervalMilliseconds, log: configuration.log))
         let settings = StoreWorker.Settings(
             databaseURL: configuration.databaseURL, houseSlot: nil,
             batchSizeMax: configuration.writeMode == .lanes ? configuration.batchSizeMax : 1,
             queueDepthMax: configuration.queueDepthMax, walletQueueDepthMax: configuration.walletQueueDepthMax,
             slowBatchMilliseconds: configuration.slowBatchMilliseconds,
             batchWaitMicroseconds: configuration.writeMode == .lanes ? configuration.batchWaitMicroseconds : 0,
-            batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), log: configuration.log)
+            batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), monitor: monitor,
+            log: configuration.log)
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(
                 name: "wallet-db-\($0)", relayName: "wallet-ack-\($0)", settings: settings,
                 houseSlot: $0 % Limits.houseSlotCount)
         }
         for worker in workers { worker.start() }
+        monitor.start()
+    }
+
+    /// Whether the database takes writes, as the store last saw it.
+    public var databaseStatus: DatabaseStatus { monitor.status }
+
+    /// Calls `observer` with the database's status now and after each
+    /// change (on the thread that noticed it; keep it quick). Health wires
+    /// itself here: NOT_SERVING while the database is not available.
+    public func observeDatabaseStatus(_ observer: @escaping @Sendable (DatabaseStatus) -> Void) {
+        monitor.observe(observer)
     }
 
     /// Applies pending migrations and returns the versions applied.
@@ -100,6 +121,7 @@ public final class PostgresLedgerStore: LedgerStore {
     /// own thread, which nothing does, it returns at once and that lane
     /// drains behind it.)
     public func shutdown() {
+        monitor.stop()
         for worker in workers { worker.stop() }
     }
 
@@ -246,7 +268,7 @@ public final class PostgresLedgerStore: LedgerStore {
                     continuation.resume(returning: .failure(error))
                 } catch {
                     log("read failed: \(error)")
-                    continuation.resume(returning: .failure(.readFailure(error)))
+                    continuation.resume(returning: .failure(.storageFailure(error)))
                 }
             }
         }
