@@ -612,6 +612,9 @@ final class StoreWorker: @unchecked Sendable {
         // around COMMIT): from then on a caller's answer must come from the
         // ledger (a retry replays it), never "deadline passed, nothing recorded".
         var possiblyCommitted = false
+        // An asset whose house side this batch had to find room for: the
+        // lane follows it to the slot that had room.
+        var followHouseSlot: String?
         while !pending.isEmpty {
             let now = ContinuousClock.now
             var expired: [CompletionRelay.Delivery] = []
@@ -647,21 +650,52 @@ final class StoreWorker: @unchecked Sendable {
                     settings.log("\(name): slow batch: \(live.count) commands: \(executor.phases)")
                 }
                 relay.post(zip(live, results).map { (item, result) in (item.completion, result) })
-                if !results.isEmpty { settings.monitor.report(.available) }
-                if results.isEmpty {
-                    attempts += 1
-                    if attempts > attemptsMax {
-                        fail(live, .internalError("a command could not take the locks it needs"))
-                        return
+                if !results.isEmpty {
+                    settings.monitor.report(.available)
+                    if let asset = followHouseSlot {
+                        executor.followHouseSide(of: results, asset: asset)
+                        self.executor = executor
+                        followHouseSlot = nil
                     }
-                    lockHint.formUnion(
-                        Ledger.footprint(of: live[0].command, known: [:], houseSlot: settings.houseSlot).walletIDs)
                 }
                 pending = live.dropFirst(results.count)[...]
                 if !results.isEmpty {
                     lockHint = []
                     attempts = 0
                     possiblyCommitted = false
+                }
+                if let asset = executor.houseSlotsWanted {
+                    // A slot of this lane had no room for an amount: lock
+                    // every slot of the asset, then, if none had room
+                    // either, open a new one; and post there from now on.
+                    attempts += 1
+                    if attempts > attemptsMax {
+                        fail(pending, .unavailable("no house slot of \(asset) has room; nothing was recorded"))
+                        return
+                    }
+                    do throws(PostgresError) {
+                        let slots = try executor.houseSlotWallets(asset: asset)
+                        if Set(slots).isSubset(of: lockHint) {
+                            let opened = try executor.openHouseSlot(asset: asset, existing: slots)
+                            settings.log("\(name): every house slot of \(asset) is full; opened \(opened)")
+                            lockHint.insert(opened)
+                        } else {
+                            lockHint.formUnion(slots)
+                        }
+                    } catch {
+                        settings.log("\(name): looking for house room failed: \(error)")
+                        noticeFailure(error)
+                        fail(pending, .storageFailure(error))
+                        return
+                    }
+                    followHouseSlot = asset
+                } else if results.isEmpty {
+                    attempts += 1
+                    if attempts > attemptsMax {
+                        fail(live, .internalError("a command could not take the locks it needs"))
+                        return
+                    }
+                    lockHint.formUnion(executor.footprint(of: live[0].command).walletIDs)
                 }
             } catch {
                 self.executor = executor
