@@ -38,6 +38,10 @@ public struct LedgerState: Sendable {
     public private(set) var replacedTransactionIDs: Set<String> = []
     public private(set) var touchedBalances: Set<BalanceKey> = []
     public private(set) var touchedWalletIDs: Set<String> = []
+    /// Every transaction record written and every status change, in the
+    /// order the rules made them: the events the store publishes with the
+    /// commit (tombstones are internal and make none).
+    public private(set) var events: [LedgerEvent] = []
 
     public init() {}
 
@@ -67,6 +71,7 @@ public struct LedgerState: Sendable {
         replacedTransactionIDs.removeAll(keepingCapacity: true)
         touchedBalances.removeAll(keepingCapacity: true)
         touchedWalletIDs.removeAll(keepingCapacity: true)
+        events.removeAll(keepingCapacity: true)
     }
 
     public var hasChanges: Bool { !insertedTransactionIDs.isEmpty || !updatedTransactionIDs.isEmpty }
@@ -141,6 +146,9 @@ public struct LedgerState: Sendable {
         precondition(transactions[record.id] == nil, "transaction \(record.id) recorded twice")
         transactions[record.id] = record
         insertedTransactionIDs.append(record.id)
+        if record.kind != .tombstone {
+            events.append(LedgerEvent(transactionID: record.id, status: record.status))
+        }
         if record.isOpenHold {
             openHolds[record.walletID, default: []].insert(record.id)
         }
@@ -152,6 +160,9 @@ public struct LedgerState: Sendable {
         }
         record.status = status
         transactions[transactionID] = record
+        if record.kind != .tombstone {
+            events.append(LedgerEvent(transactionID: transactionID, status: status))
+        }
         if !record.isOpenHold {
             openHolds[record.walletID]?.remove(transactionID)
         }
@@ -165,6 +176,9 @@ public struct LedgerState: Sendable {
     mutating func replace(_ record: TransactionRecord) {
         precondition(transactions[record.id] != nil, "replacing unknown transaction \(record.id)")
         transactions[record.id] = record
+        if record.kind != .tombstone {
+            events.append(LedgerEvent(transactionID: record.id, status: record.status))
+        }
         if !insertedTransactionIDs.contains(record.id) {
             updatedTransactionIDs.insert(record.id)
             replacedTransactionIDs.insert(record.id)

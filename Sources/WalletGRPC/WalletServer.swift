@@ -6,6 +6,7 @@ package final class WalletServer: Sendable {
     package let router: Router
     package let health: HealthService
     private let reflection: ReflectionService
+    private let wallet: WalletService
 
     /// `interceptors` run in order before every handler of every service.
     package init(
@@ -23,6 +24,7 @@ package final class WalletServer: Sendable {
         precondition(router.serviceNames == serviceNames, "reflection lists the services the router serves")
         self.health = health
         self.reflection = reflection
+        self.wallet = wallet
         self.router = router
         transport = try GRPCServer(
             listen: listen, methods: router.paths, streamingMethods: router.streamingPaths, settings: settings,
@@ -45,11 +47,12 @@ package final class WalletServer: Sendable {
     package var port: Int { transport.port }
 
     /// Stops accepting calls and waits for in-flight ones to be answered;
-    /// Watch streams end at once with NOT_SERVING, reflection streams with
-    /// UNAVAILABLE.
+    /// Watch streams end at once with NOT_SERVING, reflection and
+    /// WatchEvents streams with UNAVAILABLE.
     package func shutdown(drainTimeoutMilliseconds: Int) {
         health.stopServing()
         reflection.stopServing()
+        wallet.stopServing()
         transport.shutdown(drainTimeoutMilliseconds: drainTimeoutMilliseconds)
     }
 }

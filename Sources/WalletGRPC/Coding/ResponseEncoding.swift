@@ -116,6 +116,16 @@ enum Responses {
         return pack(m)
     }
 
+    /// One WatchEvents message.
+    static func event(_ event: PositionedEvent, cursor: String) -> [UInt8] {
+        let arena = CArena()
+        let m = arena.allocate(Wallet__V1__Event.self)
+        wallet__v1__event__init(m)
+        m.pointee.cursor = arena.string(cursor)
+        m.pointee.transaction = transactionMessage(event.transaction, arena)
+        return pack(m)
+    }
+
     static func history(_ records: [TransactionRecord], nextPageToken: String) -> [UInt8] {
         let arena = CArena()
         let m = arena.allocate(Wallet__V1__ListTransactionsResponse.self)

@@ -141,19 +141,6 @@ package final class ReflectionService: RoutedService {
 
 /// Ends a stream once: by its own handler or by a shutdown, whichever comes
 /// first (a call answered twice is a bug the transport traps on).
-private final class StreamEnding<Stream: ServerStream>: Sendable {
-    private let stream: Stream
-    private let ended = Atomic<Bool>(false)
-
-    init(_ stream: Stream) { self.stream = stream }
-
-    func finish(_ status: RPCStatus?) {
-        guard ended.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
-        else { return }
-        stream.finish(status)
-    }
-}
-
 private struct ReflectionV1Alpha: RoutedService {
     let reflection: ReflectionService
 

@@ -6,20 +6,34 @@ import WalletDomain
 package final class WalletService: RoutedService {
     private let store: any LedgerStore
     private let pageTokens: PageTokenCodec
+    /// WatchEvents; nil for a store without events (WatchEvents is then
+    /// UNIMPLEMENTED).
+    package let events: EventStreams?
 
-    package init(store: any LedgerStore, pageTokens: PageTokenCodec) {
+    package init(store: any LedgerStore, pageTokens: PageTokenCodec, events: EventStreams? = nil) {
         self.store = store
         self.pageTokens = pageTokens
+        self.events = events
+    }
+
+    /// The path of the one streaming method.
+    package static let watchEventsPath = "/wallet.v1.Wallet/WatchEvents"
+
+    /// Ends open WatchEvents streams (the server is shutting down).
+    package func stopServing() {
+        events?.stopServing()
     }
 
     package var serviceName: String { "wallet.v1.Wallet" }
 
     package var routes: [Route] {
-        WalletMethod.allCases.filter { $0 != .healthCheck }.map { method in
+        let unary: [Route] = WalletMethod.allCases.filter { $0 != .healthCheck }.map { method in
             .unary(method.path) { [self] context, request, respond in
                 handle(method, context: context, request: request, respond: respond)
             }
         }
+        guard let events else { return unary }
+        return unary + [.streaming(Self.watchEventsPath) { context, stream in events.start(context, stream) }]
     }
 
     /// Called on the transport's thread. Every request is decoded here

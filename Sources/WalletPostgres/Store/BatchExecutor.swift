@@ -456,7 +456,33 @@ struct BatchExecutor {
                     ]
                 ))
         }
+        // Last, so that its position is taken under every lock this batch
+        // holds (migration 7): batches on one wallet take positions in the
+        // order they commit.
+        if let events = Self.eventBatch(state) { statements.append(events) }
         return statements
+    }
+
+    /// The batch's one row of events: the records written and statuses
+    /// changed, in the order the rules made them, and the player wallets
+    /// they touch; nil when it made none (every command a replay).
+    static func eventBatch(_ state: LedgerState) -> (name: String, parameters: [PostgresParameter])? {
+        guard !state.events.isEmpty else { return nil }
+        var wallets = Set<String>()
+        for event in state.events {
+            guard let record = state.transactions[event.transactionID] else {
+                preconditionFailure("event of a transaction the batch does not hold: \(event.transactionID)")
+            }
+            for walletID in record.walletIDs where !Reserved.isReserved(walletID) { wallets.insert(walletID) }
+        }
+        return (
+            "insert_event_batch",
+            [
+                PostgresBinaryArray.text(state.events.map(\.transactionID)),
+                PostgresBinaryArray.text(state.events.map(\.status.rawValue)),
+                PostgresBinaryArray.text(wallets.sorted()),
+            ]
+        )
     }
 
     private func transactionColumns(_ records: [TransactionRecord], prepared: [String: PreparedRow])
@@ -683,6 +709,9 @@ package enum Statements {
             "insert_balances",
             "INSERT INTO balances (wallet_id, asset, bucket, posted) "
                 + "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])")
+        connection.prepare(
+            "insert_event_batch",
+            "INSERT INTO event_batches (transaction_ids, statuses, wallet_ids) VALUES ($1::text[], $2::text[], $3::text[])")
         connection.prepare(
             "update_chain_heads",
             """

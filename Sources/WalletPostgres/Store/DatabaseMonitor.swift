@@ -21,10 +21,12 @@ public enum DatabaseStatus: String, Sendable, Equatable {
 /// balancer see no traffic, and would never notice the database coming
 /// back). Status changes are logged and handed to one observer, in order.
 ///
-/// The probe opens its own session (`connect_timeout` = the probe timeout)
-/// and asks whether transactions are read-only, waiting at most the probe
-/// timeout for the answer: a server that stopped answering counts as
-/// unreachable, not as busy.
+/// The probe opens a session of its own (`connect_timeout` = the probe
+/// timeout), asks whether transactions are read-only, waiting at most the
+/// probe timeout for the answer (a server that stopped answering counts as
+/// unreachable, not as busy), and closes it: what it tells is whether a
+/// worker could open a session now (through a multi-host URL, to the server
+/// that takes writes), and an idle server holds no connection for it.
 final class DatabaseMonitor: Sendable {
     struct Settings: Sendable {
         var databaseURL: String
@@ -121,7 +123,6 @@ final class DatabaseMonitor: Sendable {
     }
 
     private func run() {
-        var connection: PostgresConnection?
         let interval = Duration.milliseconds(settings.probeIntervalMilliseconds)
         while true {
             wake.lock()
@@ -137,34 +138,28 @@ final class DatabaseMonitor: Sendable {
             }
             if stopping { break }
             guard due else { continue }
-            let (status, reason) = probe(&connection)
+            let (status, reason) = probe()
             report(status, because: reason)
             if status != .available {
                 // Not at once again: the next interval, unless a worker asks.
                 state.withLock { $0.probeSoon = false }
             }
         }
-        connection?.close()
         state.withLock { $0.stopped = true }
     }
 
-    /// One probe over `connection`, opened (again) when needed.
-    private func probe(_ connection: inout PostgresConnection?) -> (DatabaseStatus, String) {
+    /// One probe, on a session opened for it.
+    private func probe() -> (DatabaseStatus, String) {
         do throws(PostgresError) {
-            if connection == nil || connection?.isConnected == false {
-                connection?.close()
-                connection = nil
-                connection = try PostgresConnection(
-                    url: settings.databaseURL, connectTimeoutSeconds: settings.probeTimeoutSeconds)
-            }
-            let rows = try connection!.query(
+            let connection = try PostgresConnection(
+                url: settings.databaseURL, connectTimeoutSeconds: settings.probeTimeoutSeconds)
+            defer { connection.close() }
+            let rows = try connection.query(
                 "SELECT current_setting('transaction_read_only')",
                 timeoutMilliseconds: settings.probeTimeoutSeconds * 1000)
             return rows.string(row: 0, column: 0) == "on"
                 ? (.readOnly, "probe: transactions are read-only") : (.available, "probe answered")
         } catch {
-            connection?.close()
-            connection = nil
             // Whatever the probe met (no session, no answer, an error), the
             // store cannot count on the database.
             return (.unreachable, "probe: \(error)")

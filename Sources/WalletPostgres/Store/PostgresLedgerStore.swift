@@ -42,7 +42,11 @@ public struct StoreConfiguration: Sendable {
     /// How often the store probes the database when its workers have said
     /// nothing about it for that long (an idle server), or while it is not
     /// available; 0: never (workers' reports only). See `DatabaseStatus`.
-    public var databaseProbeIntervalMilliseconds = 1_000
+    /// Off unless asked for: the server asks (`--database-probe-ms`, default
+    /// `databaseProbeIntervalMillisecondsServing`); a store in a test or a
+    /// tool has no health to keep.
+    public var databaseProbeIntervalMilliseconds = 0
+    public static let databaseProbeIntervalMillisecondsServing = 1_000
     public var log: @Sendable (String) -> Void
 
     public init(
@@ -66,6 +70,8 @@ public final class PostgresLedgerStore: LedgerStore {
     public let configuration: StoreConfiguration
     /// Signs page tokens; shared by every instance through the database.
     public let pageTokens: PageTokenCodec
+    /// The ledger's events for WatchEvents streams.
+    public let events: EventFeed
 
     /// Connects, applies migrations, and starts the workers.
     public init(configuration: StoreConfiguration) throws {
@@ -77,12 +83,17 @@ public final class PostgresLedgerStore: LedgerStore {
             throw StoreStartError("cannot connect to the database: \(error)")
         }
         _ = try Migrator.apply(Migrations.all, on: setup)
-        self.pageTokens = PageTokenCodec(secret: try Self.pageTokenSecret(setup))
+        let secret = try Self.pageTokenSecret(setup)
+        self.pageTokens = PageTokenCodec(secret: secret)
         setup.close()
         monitor = DatabaseMonitor(
             settings: DatabaseMonitor.Settings(
                 databaseURL: configuration.databaseURL,
                 probeIntervalMilliseconds: configuration.databaseProbeIntervalMilliseconds, log: configuration.log))
+        let events = EventFeed(
+            settings: EventFeed.Settings(databaseURL: configuration.databaseURL, log: configuration.log),
+            cursors: EventCursorCodec(secret: secret))
+        self.events = events
         let settings = StoreWorker.Settings(
             databaseURL: configuration.databaseURL, houseSlot: nil,
             batchSizeMax: configuration.writeMode == .lanes ? configuration.batchSizeMax : 1,
@@ -90,13 +101,14 @@ public final class PostgresLedgerStore: LedgerStore {
             slowBatchMilliseconds: configuration.slowBatchMilliseconds,
             batchWaitMicroseconds: configuration.writeMode == .lanes ? configuration.batchWaitMicroseconds : 0,
             batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), monitor: monitor,
-            log: configuration.log)
+            log: configuration.log, committed: { events.commitHappened() })
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(
                 name: "wallet-db-\($0)", relayName: "wallet-ack-\($0)", settings: settings,
                 houseSlot: $0 % Limits.houseSlotCount)
         }
         for worker in workers { worker.start() }
+        events.start()
         monitor.start()
     }
 
@@ -122,6 +134,7 @@ public final class PostgresLedgerStore: LedgerStore {
     /// drains behind it.)
     public func shutdown() {
         monitor.stop()
+        events.stop()
         for worker in workers { worker.stop() }
     }
 

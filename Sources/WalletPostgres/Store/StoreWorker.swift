@@ -277,6 +277,8 @@ final class StoreWorker: @unchecked Sendable {
         var monitor = DatabaseMonitor(
             settings: DatabaseMonitor.Settings(databaseURL: "", probeIntervalMilliseconds: 0, log: { _ in }))
         var log: @Sendable (String) -> Void
+        /// Runs after each batch that committed (the event feed's wake-up).
+        var committed: @Sendable () -> Void = {}
     }
 
     /// After a failed connect, a worker answers UNAVAILABLE at once for
@@ -652,6 +654,7 @@ final class StoreWorker: @unchecked Sendable {
                 relay.post(zip(live, results).map { (item, result) in (item.completion, result) })
                 if !results.isEmpty {
                     settings.monitor.report(.available)
+                    settings.committed()
                     if let asset = followHouseSlot {
                         executor.followHouseSide(of: results, asset: asset)
                         self.executor = executor

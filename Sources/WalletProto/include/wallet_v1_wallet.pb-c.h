@@ -55,6 +55,8 @@ typedef struct Wallet__V1__GetTransactionRequest Wallet__V1__GetTransactionReque
 typedef struct Wallet__V1__GetTransactionResponse Wallet__V1__GetTransactionResponse;
 typedef struct Wallet__V1__ListTransactionsRequest Wallet__V1__ListTransactionsRequest;
 typedef struct Wallet__V1__ListTransactionsResponse Wallet__V1__ListTransactionsResponse;
+typedef struct Wallet__V1__WatchEventsRequest Wallet__V1__WatchEventsRequest;
+typedef struct Wallet__V1__Event Wallet__V1__Event;
 
 
 /* --- enums --- */
@@ -690,6 +692,44 @@ struct  Wallet__V1__ListTransactionsResponse
     , 0,NULL, (char *)protobuf_c_empty_string }
 
 
+struct  Wallet__V1__WatchEventsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * empty = from the first event of the ledger
+   */
+  char *after_cursor;
+  /*
+   * only events committed after the call starts
+   */
+  protobuf_c_boolean from_now;
+  /*
+   * empty = every wallet
+   */
+  char *wallet_id;
+};
+#define WALLET__V1__WATCH_EVENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&wallet__v1__watch_events_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Wallet__V1__Event
+{
+  ProtobufCMessage base;
+  /*
+   * opaque: resume with after_cursor = this
+   */
+  char *cursor;
+  /*
+   * as GetTransaction returns it at that commit
+   */
+  Wallet__V1__Transaction *transaction;
+};
+#define WALLET__V1__EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&wallet__v1__event__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
 /* Wallet__V1__Entry methods */
 void   wallet__v1__entry__init
                      (Wallet__V1__Entry         *message);
@@ -1290,6 +1330,44 @@ Wallet__V1__ListTransactionsResponse *
 void   wallet__v1__list_transactions_response__free_unpacked
                      (Wallet__V1__ListTransactionsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Wallet__V1__WatchEventsRequest methods */
+void   wallet__v1__watch_events_request__init
+                     (Wallet__V1__WatchEventsRequest         *message);
+size_t wallet__v1__watch_events_request__get_packed_size
+                     (const Wallet__V1__WatchEventsRequest   *message);
+size_t wallet__v1__watch_events_request__pack
+                     (const Wallet__V1__WatchEventsRequest   *message,
+                      uint8_t             *out);
+size_t wallet__v1__watch_events_request__pack_to_buffer
+                     (const Wallet__V1__WatchEventsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Wallet__V1__WatchEventsRequest *
+       wallet__v1__watch_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   wallet__v1__watch_events_request__free_unpacked
+                     (Wallet__V1__WatchEventsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Wallet__V1__Event methods */
+void   wallet__v1__event__init
+                     (Wallet__V1__Event         *message);
+size_t wallet__v1__event__get_packed_size
+                     (const Wallet__V1__Event   *message);
+size_t wallet__v1__event__pack
+                     (const Wallet__V1__Event   *message,
+                      uint8_t             *out);
+size_t wallet__v1__event__pack_to_buffer
+                     (const Wallet__V1__Event   *message,
+                      ProtobufCBuffer     *buffer);
+Wallet__V1__Event *
+       wallet__v1__event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   wallet__v1__event__free_unpacked
+                     (Wallet__V1__Event *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Wallet__V1__Entry_Closure)
@@ -1412,6 +1490,12 @@ typedef void (*Wallet__V1__ListTransactionsRequest_Closure)
 typedef void (*Wallet__V1__ListTransactionsResponse_Closure)
                  (const Wallet__V1__ListTransactionsResponse *message,
                   void *closure_data);
+typedef void (*Wallet__V1__WatchEventsRequest_Closure)
+                 (const Wallet__V1__WatchEventsRequest *message,
+                  void *closure_data);
+typedef void (*Wallet__V1__Event_Closure)
+                 (const Wallet__V1__Event *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1467,6 +1551,10 @@ struct Wallet__V1__Wallet_Service
                             const Wallet__V1__ListTransactionsRequest *input,
                             Wallet__V1__ListTransactionsResponse_Closure closure,
                             void *closure_data);
+  void (*watch_events)(Wallet__V1__Wallet_Service *service,
+                       const Wallet__V1__WatchEventsRequest *input,
+                       Wallet__V1__Event_Closure closure,
+                       void *closure_data);
 };
 typedef void (*Wallet__V1__Wallet_ServiceDestroy)(Wallet__V1__Wallet_Service *);
 void wallet__v1__wallet__init (Wallet__V1__Wallet_Service *service,
@@ -1486,7 +1574,8 @@ void wallet__v1__wallet__init (Wallet__V1__Wallet_Service *service,
       function_prefix__ ## transfer,\
       function_prefix__ ## get_balance,\
       function_prefix__ ## get_transaction,\
-      function_prefix__ ## list_transactions  }
+      function_prefix__ ## list_transactions,\
+      function_prefix__ ## watch_events  }
 void wallet__v1__wallet__create_wallet(ProtobufCService *service,
                                        const Wallet__V1__CreateWalletRequest *input,
                                        Wallet__V1__CreateWalletResponse_Closure closure,
@@ -1535,6 +1624,10 @@ void wallet__v1__wallet__list_transactions(ProtobufCService *service,
                                            const Wallet__V1__ListTransactionsRequest *input,
                                            Wallet__V1__ListTransactionsResponse_Closure closure,
                                            void *closure_data);
+void wallet__v1__wallet__watch_events(ProtobufCService *service,
+                                      const Wallet__V1__WatchEventsRequest *input,
+                                      Wallet__V1__Event_Closure closure,
+                                      void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1580,6 +1673,8 @@ extern const ProtobufCMessageDescriptor wallet__v1__get_transaction_request__des
 extern const ProtobufCMessageDescriptor wallet__v1__get_transaction_response__descriptor;
 extern const ProtobufCMessageDescriptor wallet__v1__list_transactions_request__descriptor;
 extern const ProtobufCMessageDescriptor wallet__v1__list_transactions_response__descriptor;
+extern const ProtobufCMessageDescriptor wallet__v1__watch_events_request__descriptor;
+extern const ProtobufCMessageDescriptor wallet__v1__event__descriptor;
 extern const ProtobufCServiceDescriptor wallet__v1__wallet__descriptor;
 
 PROTOBUF_C__END_DECLS
