@@ -229,3 +229,140 @@ class HealthWatch:
 
 SERVING = h.health_pb.HealthCheckResponse.SERVING
 NOT_SERVING = h.health_pb.HealthCheckResponse.NOT_SERVING
+
+
+class AutoFailover:
+    """A pg_auto_failover formation on loopback, in a temp dir, run as the cluster's OS user: a
+    monitor and two Postgres nodes (node1 primary, node2 its synchronous secondary). Each
+    pg_autoctl runs in a session of its own, so a node (its keeper and its Postgres) can be
+    killed whole. Health checks are tightened (1 s, unhealthy after 2 s) and the demote timeout
+    shortened (3 s): on loopback a dead primary is dead; a real deployment keeps the default
+    (30 s), which guards against two primaries when the old one is only unreachable."""
+
+    MONITOR_SETTINGS = {
+        "pgautofailover.health_check_period": 1000,
+        "pgautofailover.health_check_timeout": 1000,
+        "pgautofailover.health_check_max_retries": 1,
+        "pgautofailover.health_check_retry_delay": 500,
+        "pgautofailover.node_considered_unhealthy_timeout": 2000,
+        "pgautofailover.primary_demote_timeout": 3000,
+    }
+
+    def __init__(self):
+        self.dir = make_tempdir("wallet-failover-")
+        if IS_ROOT:
+            shutil.chown(self.dir, "postgres")
+        self.monitor_port = conftest._free_port()
+        self.node_ports = {"node1": conftest._free_port(), "node2": conftest._free_port()}
+        self.env = dict(os.environ, PATH="%s:%s" % (pg_bindir(), os.environ["PATH"]),
+                        XDG_CONFIG_HOME=os.path.join(self.dir, "config"),
+                        XDG_DATA_HOME=os.path.join(self.dir, "data"),
+                        XDG_RUNTIME_DIR=os.path.join(self.dir, "run"))
+        self.procs = {}
+        self.monitor_uri = "postgres://autoctl_node@127.0.0.1:%d/pg_auto_failover?sslmode=disable" % self.monitor_port
+        self.monitor_admin = "postgresql://postgres@127.0.0.1:%d/pg_auto_failover?sslmode=disable" % self.monitor_port
+
+    def autoctl(self, *args, timeout=120, check=True):
+        res = subprocess.run(PG_RUNNER + ["env"] + ["%s=%s" % (k, self.env[k]) for k in
+                                                    ("PATH", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR")]
+                             + ["pg_autoctl"] + list(args), capture_output=True, text=True, timeout=timeout,
+                             cwd=self.dir)
+        if check:
+            assert res.returncode == 0, "pg_autoctl %s failed:\n%s%s" % (args, res.stdout, res.stderr)
+        return res
+
+    def run(self, name, *args):
+        """Starts `pg_autoctl <args>` in a new session, logging to <dir>/<name>.log."""
+        log = open(os.path.join(self.dir, name + ".log"), "ab")
+        self.procs[name] = subprocess.Popen(
+            PG_RUNNER + ["env"] + ["%s=%s" % (k, self.env[k]) for k in
+                                   ("PATH", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR")]
+            + ["pg_autoctl"] + list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=self.dir, start_new_session=True)
+        log.close()
+
+    def states(self):
+        """{node name: (reported state, goal state)}, from the monitor's own table."""
+        res = subprocess.run(["psql", self.monitor_admin, "-XAtF", " ", "-c",
+                              "SELECT nodename, reportedstate, goalstate FROM pgautofailover.node"],
+                             capture_output=True, text=True, timeout=30)
+        if res.returncode != 0:
+            return {}
+        return {name: (reported, goal) for name, reported, goal in
+                (line.split() for line in res.stdout.splitlines() if len(line.split()) == 3)}
+
+    def wait_states(self, wanted, timeout=120):
+        h.wait_until(lambda: all(self.states().get(name, (None, None)) == (state, state)
+                                 for name, state in wanted.items()),
+                     timeout, interval=0.5, what="formation states %s (now %s)" % (wanted, self.states()))
+
+    def start(self):
+        monitor = os.path.join(self.dir, "monitor")
+        self.autoctl("create", "monitor", "--pgdata", monitor, "--pgport", str(self.monitor_port),
+                     "--hostname", "127.0.0.1", "--auth", "trust", "--no-ssl")
+        # `create monitor` has no --listen: its Postgres would listen on every address.
+        self.autoctl("config", "set", "--pgdata", monitor, "postgresql.listen_addresses", "127.0.0.1")
+        self.run("monitor", "run", "--pgdata", monitor)
+        admin = self.monitor_admin
+
+        def monitor_ready():
+            return subprocess.run(["psql", admin, "-XAtc", "SELECT 1"], capture_output=True).returncode == 0
+        h.wait_until(monitor_ready, 60, interval=0.2, what="the pg_auto_failover monitor")
+        commands = ["ALTER SYSTEM SET %s = %d" % item for item in self.MONITOR_SETTINGS.items()]
+        commands.append("SELECT pg_reload_conf()")
+        args = ["psql", admin, "-X", "-v", "ON_ERROR_STOP=1", "-qAt"]
+        for command in commands:
+            args += ["-c", command]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        for name in ("node1", "node2"):
+            self.run(name, "create", "postgres", "--pgdata", os.path.join(self.dir, name),
+                     "--pgport", str(self.node_ports[name]), "--hostname", "127.0.0.1", "--listen", "127.0.0.1",
+                     "--name", name, "--auth", "trust", "--no-ssl", "--monitor", self.monitor_uri,
+                     "--dbname", "wallet", "--run")
+            if name == "node1":
+                self.wait_states({"node1": "single"})
+        # node2's pg_basebackup asks node1 for a spread checkpoint (minutes on an idle
+        # cluster); a CHECKPOINT makes the one in progress finish at once.
+        node1 = "postgresql://postgres@127.0.0.1:%d/wallet?sslmode=disable" % self.node_ports["node1"]
+
+        def secondary_ready():
+            subprocess.run(["psql", node1, "-XAtc", "CHECKPOINT"], capture_output=True, timeout=30)
+            states = self.states()
+            return states.get("node1") == ("primary", "primary") and states.get("node2") == ("secondary", "secondary")
+        h.wait_until(secondary_ready, 120, interval=1.0, what="node1 primary, node2 secondary (%s)" % self.states())
+
+    def url(self):
+        """The formation's multi-host URL (target_session_attrs=read-write), as the postgres user."""
+        res = self.autoctl("show", "uri", "--pgdata", os.path.join(self.dir, "monitor"), "--formation", "default")
+        uri = res.stdout.strip()
+        assert "target_session_attrs=read-write" in uri and "," in uri, uri
+        return uri + "&user=postgres"
+
+    def synchronous_standbys(self, node):
+        url = "postgresql://postgres@127.0.0.1:%d/wallet?sslmode=disable" % self.node_ports[node]
+        res = subprocess.run(["psql", url, "-XAtc", "SHOW synchronous_standby_names"], capture_output=True,
+                             text=True, timeout=30)
+        return res.stdout.strip()
+
+    def kill(self, name):
+        """SIGKILL the node's keeper and its Postgres (one session) at once."""
+        proc = self.procs[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def destroy(self):
+        for proc in self.procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)
+        # A Postgres whose keeper died first may still run: stop it by its data dir.
+        for name in ("monitor", "node1", "node2"):
+            pgdata = os.path.join(self.dir, name)
+            if os.path.exists(os.path.join(pgdata, "postmaster.pid")):
+                subprocess.run(PG_RUNNER + [os.path.join(pg_bindir(), "pg_ctl"), "-D", pgdata, "stop", "-m",
+                                            "immediate"], capture_output=True, timeout=60)
+        if os.environ.get("E2E_KEEP_LOGS") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
