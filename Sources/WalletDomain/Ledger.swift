@@ -258,8 +258,8 @@ private struct Context {
         }
         for (asset, house) in sums {
             func hasRoom(_ walletID: String) -> Bool {
-                Int64(exactly: Int128(state.posted(BalanceKey(walletID: walletID, asset: asset, bucket: Bucket.cash)))
-                    + house.sum) != nil
+                let key = BalanceKey(walletID: walletID, asset: asset, bucket: Bucket.cash)
+                return Int64(exactly: Int128(state.posted(key)) + house.sum) != nil
             }
             // Consolidated on one slot even when they already are (several
             // slots in one command happen only for a reversal of such).

@@ -12,7 +12,8 @@ import WalletDomain
     static let players = Limits.houseSlotCount + 6
 
     static func credit(_ id: String, _ wallet: String, _ amount: Int64) throws -> Command {
-        .credit(try Credit(transactionID: id, walletID: wallet, asset: "ETH", amount: amount, bucket: "", metadata: [:]))
+        .credit(
+            try Credit(transactionID: id, walletID: wallet, asset: "ETH", amount: amount, bucket: "", metadata: [:]))
     }
 
     static func debit(_ id: String, _ wallet: String, _ amount: Int64) throws -> Command {
@@ -76,7 +77,8 @@ import WalletDomain
         _ = try await store.createWallet(try CreateWallet(walletID: "late", overdraftLimit: 0, labels: [:]))
         try await Self.allApply(store, [try Self.credit("late-win", "late", .max)])
         try await Self.allApply(
-            store, try (0..<Self.players).map { try Self.debit("bet-\($0)", "p\($0)", .max) } + [
+            store,
+            try (0..<Self.players).map { try Self.debit("bet-\($0)", "p\($0)", .max) } + [
                 try Self.debit("late-bet", "late", .max)
             ])
         house = try Self.house(url)

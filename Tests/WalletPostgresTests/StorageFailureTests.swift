@@ -83,32 +83,35 @@ import WalletTestSupport
 
     enum Expected: Sendable { case retry, split, unavailable, internalError, unavailableOutcomeUnknown }
 
-    static let cases: [(sqlState: String, outcomeUnknown: Bool, possiblyCommitted: Bool, attempts: Int, size: Int,
-                        expected: Expected)] = [
-        // Conflicts: again at once, then one by one, then give up retryably.
-        ("40001", false, false, 1, 10, .retry),
-        ("40P01", false, false, 8, 10, .retry),
-        ("40001", false, false, 9, 10, .split),
-        ("55P03", false, false, 9, 1, .unavailable),
-        // A lost connection: again (reconnecting); an unreachable database answers at once.
-        ("08006", false, false, 1, 10, .retry),
-        ("57P01", false, false, 9, 10, .unavailable),
-        // The database cannot take writes: the whole batch, at once, UNAVAILABLE; no split.
-        ("25006", false, false, 1, 10, .unavailable),
-        ("53100", false, false, 1, 10, .unavailable),
-        ("53200", false, false, 1, 1, .unavailable),
-        ("57014", false, false, 1, 10, .unavailable),
-        // Refused for itself: one by one, so one bad command fails alone.
-        ("22012", false, false, 1, 10, .split),
-        ("22012", false, false, 1, 1, .internalError),
-        // The COMMIT may have gone through: only again (answered as replays)
-        // or "retry with the same transaction_id", never "nothing recorded".
-        ("08006", true, false, 1, 10, .retry),
-        ("08006", true, false, 9, 10, .unavailableOutcomeUnknown),
-        ("25006", false, true, 2, 10, .unavailableOutcomeUnknown),
-        ("22012", false, true, 2, 10, .unavailableOutcomeUnknown),
-        ("40001", false, true, 2, 10, .retry),
-    ]
+    static let cases:
+        [(
+            sqlState: String, outcomeUnknown: Bool, possiblyCommitted: Bool, attempts: Int, size: Int,
+            expected: Expected
+        )] = [
+            // Conflicts: again at once, then one by one, then give up retryably.
+            ("40001", false, false, 1, 10, .retry),
+            ("40P01", false, false, 8, 10, .retry),
+            ("40001", false, false, 9, 10, .split),
+            ("55P03", false, false, 9, 1, .unavailable),
+            // A lost connection: again (reconnecting); an unreachable database answers at once.
+            ("08006", false, false, 1, 10, .retry),
+            ("57P01", false, false, 9, 10, .unavailable),
+            // The database cannot take writes: the whole batch, at once, UNAVAILABLE; no split.
+            ("25006", false, false, 1, 10, .unavailable),
+            ("53100", false, false, 1, 10, .unavailable),
+            ("53200", false, false, 1, 1, .unavailable),
+            ("57014", false, false, 1, 10, .unavailable),
+            // Refused for itself: one by one, so one bad command fails alone.
+            ("22012", false, false, 1, 10, .split),
+            ("22012", false, false, 1, 1, .internalError),
+            // The COMMIT may have gone through: only again (answered as replays)
+            // or "retry with the same transaction_id", never "nothing recorded".
+            ("08006", true, false, 1, 10, .retry),
+            ("08006", true, false, 9, 10, .unavailableOutcomeUnknown),
+            ("25006", false, true, 2, 10, .unavailableOutcomeUnknown),
+            ("22012", false, true, 2, 10, .unavailableOutcomeUnknown),
+            ("40001", false, true, 2, 10, .retry),
+        ]
 
     @Test(arguments: cases)
     func decides(
@@ -252,7 +255,8 @@ import WalletTestSupport
             CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$
             """,
-            "CREATE TRIGGER test_disk_full BEFORE INSERT ON entries FOR EACH STATEMENT EXECUTE FUNCTION test_disk_full()")
+            "CREATE TRIGGER test_disk_full BEFORE INSERT ON entries FOR EACH STATEMENT EXECUTE FUNCTION test_disk_full()"
+        )
         try await Self.expectRefusedThenApplied(store, url: url, prefix: "full") {
             try Self.sql(url, "DROP TRIGGER test_disk_full ON entries")
         }
