@@ -95,6 +95,8 @@ struct wgrpc_call {
   pthread_mutex_t mutex;
   call_state state;           // guarded by mutex
   bool handed_to_application; // counted in server->calls_unanswered
+  bool counted_on_connection; // counted in server->connections
+  bool over_connection_limit; // refused: too many calls on its connection
   bool response_in_flight;    // counted in server->responses_in_flight
   atomic_int cancelled;
   atomic_int grpc_refs;
@@ -142,6 +144,12 @@ struct wgrpc_call {
   struct wgrpc_call *live_next;
 };
 
+// One open-addressing slot of wgrpc_server.connections.
+typedef struct {
+  char *peer; // malloc'd; NULL: empty
+  int calls;
+} connection_count;
+
 struct wgrpc_server {
   grpc_server *server;
   grpc_completion_queue *cq;
@@ -167,6 +175,14 @@ struct wgrpc_server {
   int64_t responses_in_flight;
   wgrpc_call *live_calls;
   size_t live_call_count;
+  // Calls alive per connection (keyed by the peer address, which names one
+  // TCP connection), so that a client cannot hold more than
+  // max_calls_per_connection at once whether or not it acknowledged the
+  // SETTINGS that advertise the limit. Guarded by mutex.
+  int max_calls_per_connection; // 0: no limit
+  connection_count *connections;
+  size_t connections_capacity; // a power of two, or 0
+  size_t connections_used;     // slots holding a peer (count may be 0)
 };
 
 // ---------------------------------------------------------------------------
@@ -210,6 +226,93 @@ static void unlock(pthread_mutex_t *mutex) {
 }
 
 // ---------------------------------------------------------------------------
+// Calls alive per connection (under server->mutex)
+
+static uint64_t peer_hash(const char *peer) {
+  uint64_t hash = 1469598103934665603ULL; // FNV-1a
+  for (const unsigned char *p = (const unsigned char *)peer; *p != 0; p++) {
+    hash = (hash ^ *p) * 1099511628211ULL;
+  }
+  return hash;
+}
+
+// The slot of `peer`, or the empty slot where it would go.
+static connection_count *connection_slot(connection_count *table,
+                                         size_t capacity, const char *peer) {
+  size_t mask = capacity - 1;
+  for (size_t i = peer_hash(peer) & mask;; i = (i + 1) & mask) {
+    if (table[i].peer == NULL || strcmp(table[i].peer, peer) == 0) {
+      return &table[i];
+    }
+  }
+}
+
+// Rebuilds the table at `capacity`, dropping connections with no call.
+static void connections_rehash(wgrpc_server *server, size_t capacity) {
+  connection_count *table = calloc(capacity, sizeof(*table));
+  WGRPC_ASSERT(table != NULL, "out of memory");
+  size_t used = 0;
+  for (size_t i = 0; i < server->connections_capacity; i++) {
+    connection_count *old = &server->connections[i];
+    if (old->peer == NULL) {
+      continue;
+    }
+    if (old->calls == 0) {
+      free(old->peer);
+      continue;
+    }
+    *connection_slot(table, capacity, old->peer) = *old;
+    used += 1;
+  }
+  free(server->connections);
+  server->connections = table;
+  server->connections_capacity = capacity;
+  server->connections_used = used;
+}
+
+// Counts a new call on its connection; false (nothing counted) when the
+// connection already has max_calls_per_connection calls alive.
+static bool connection_admit(wgrpc_server *server, const char *peer) {
+  WGRPC_ASSERT(server->max_calls_per_connection > 0 && peer != NULL,
+               "connection_admit without a limit");
+  // Keep the table at most half full (counting slots of connections whose
+  // calls all ended: a rehash drops those).
+  if ((server->connections_used + 1) * 2 > server->connections_capacity) {
+    size_t live = 0;
+    for (size_t i = 0; i < server->connections_capacity; i++) {
+      live += server->connections[i].peer != NULL &&
+              server->connections[i].calls > 0;
+    }
+    size_t capacity = 64;
+    while ((live + 1) * 4 > capacity) {
+      capacity *= 2;
+    }
+    connections_rehash(server, capacity);
+  }
+  connection_count *slot =
+      connection_slot(server->connections, server->connections_capacity, peer);
+  if (slot->peer == NULL) {
+    slot->peer = strdup(peer);
+    WGRPC_ASSERT(slot->peer != NULL, "out of memory");
+    slot->calls = 0;
+    server->connections_used += 1;
+  }
+  if (slot->calls >= server->max_calls_per_connection) {
+    return false;
+  }
+  slot->calls += 1;
+  return true;
+}
+
+static void connection_release(wgrpc_server *server, const char *peer) {
+  connection_count *slot =
+      connection_slot(server->connections, server->connections_capacity, peer);
+  WGRPC_ASSERT(slot->peer != NULL && slot->calls > 0,
+               "a connection's call count out of sync");
+  slot->calls -= 1;
+}
+
+// ---------------------------------------------------------------------------
 // Calls
 
 static void call_handle_release(wgrpc_call *call) {
@@ -241,6 +344,10 @@ static void call_grpc_side_finish(wgrpc_call *call) {
   call->live_prev = NULL;
   call->live_next = NULL;
   server->live_call_count -= 1;
+  if (call->counted_on_connection) {
+    connection_release(server, call->peer);
+    call->counted_on_connection = false;
+  }
   unlock(&server->mutex);
 
   grpc_call_unref(call->call);
@@ -381,6 +488,14 @@ static wgrpc_call *call_create(wgrpc_server *server, grpc_call *grpc_call_,
 
   lock(&server->mutex);
   *hand_to_application = registered && !server->shutting_down;
+  if (*hand_to_application && server->max_calls_per_connection > 0 &&
+      call->peer != NULL) {
+    // Its whole life counts, until its answer has left: a client that never
+    // reads holds its answers, and so its connection's count, up.
+    call->counted_on_connection = connection_admit(server, call->peer);
+    call->over_connection_limit = !call->counted_on_connection;
+    *hand_to_application = call->counted_on_connection;
+  }
   call->handed_to_application = *hand_to_application;
   if (*hand_to_application) {
     server->calls_unanswered += 1;
@@ -849,6 +964,10 @@ static void slot_completed(request_slot *slot, bool success) {
                (int)GRPC_SLICE_LENGTH(slot->details.method),
                (const char *)GRPC_SLICE_START_PTR(slot->details.method));
       call_answer_internally(call, WGRPC_STATUS_UNIMPLEMENTED, message);
+    } else if (call->over_connection_limit) {
+      // Retryable, as a stream refused by the HTTP/2 limit would be.
+      call_answer_internally(call, WGRPC_STATUS_UNAVAILABLE,
+                             "too many calls open on this connection");
     } else if (!hand_to_application) {
       call_answer_internally(call, WGRPC_STATUS_UNAVAILABLE,
                              "server is shutting down");
@@ -965,6 +1084,10 @@ static void server_free(wgrpc_server *server) {
   free(server->registered_methods);
   free(server->methods_streaming);
   free(server->slots);
+  for (size_t i = 0; i < server->connections_capacity; i++) {
+    free(server->connections[i].peer);
+  }
+  free(server->connections);
   wgrpc_tls_release(server->tls);
   free(server);
 }
@@ -1036,6 +1159,7 @@ wgrpc_server *wgrpc_server_create_with_options(
   server->user_ctx = user_ctx;
   server->method_count = method_count;
   server->shutdown_tag = (wgrpc_tag){TAG_SERVER_SHUTDOWN, server};
+  server->max_calls_per_connection = settings.max_concurrent_streams;
 
   // SO_REUSEPORT would let a second server silently share a busy port.
   grpc_arg arguments[12];

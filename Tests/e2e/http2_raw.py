@@ -373,6 +373,7 @@ class StreamFloodResult:
         self.closed_connections = 0  # connections the server closed during the flood
         self.answered = 0          # streams whose response HEADERS could still be read afterwards
         self.refused_rst = 0       # RST_STREAM REFUSED_STREAM
+        self.refused_unavailable = 0  # answered at once with grpc-status UNAVAILABLE and no message
         self.goaways = []
         self.advertised_max_streams = None
         self.rss_before_kb = self.rss_peak_kb = None
@@ -381,9 +382,10 @@ class StreamFloodResult:
 
     @property
     def not_served(self):
-        """Streams of the attack the server did not answer: refused, dropped with their
-        connection, or never sent because the server had closed it."""
-        return self.streams_attempted - self.answered
+        """Streams of the attack the server did not serve: refused (RST_STREAM, or a
+        trailers-only UNAVAILABLE), dropped with their connection, or never sent because the server
+        had closed it."""
+        return self.streams_attempted - self.answered + self.refused_unavailable
 
     @property
     def rss_growth_kb(self):
@@ -391,10 +393,12 @@ class StreamFloodResult:
 
     def __repr__(self):
         return ("%d streams attempted, %d sent in %.1fs (%d sends blocked), server advertised "
-                "MAX_CONCURRENT_STREAMS %s, closed %d connections; read afterwards: %d answered, %d RST "
+                "MAX_CONCURRENT_STREAMS %s, closed %d connections; read afterwards: %d answered (%d of them refused "
+                "UNAVAILABLE), %d RST "
                 "REFUSED_STREAM, GOAWAYs %s; not served %d; RSS %d -> peak %d KiB (+%d) within %.1fs of holding"
                 % (self.streams_attempted, self.streams_sent, self.seconds, self.send_blocked,
-                   self.advertised_max_streams, self.closed_connections, self.answered, self.refused_rst,
+                   self.advertised_max_streams, self.closed_connections, self.answered, self.refused_unavailable,
+                   self.refused_rst,
                    self.goaways, self.not_served, self.rss_before_kb, self.rss_peak_kb, self.rss_growth_kb,
                    self.hold_seconds))
 
@@ -452,6 +456,18 @@ def stream_flood(address, pid, connections, streams_per_connection, request_head
             frames = conn.early_frames + conn.read_frames(timeout=2.0)
             result.closed_connections += conn.closed
             result.answered += len({sid for kind, _, sid, _ in frames if kind == HEADERS})
+            # Header blocks decoded in arrival order (HPACK state is per connection): a
+            # trailers-only answer (END_STREAM on the first HEADERS, no DATA) with grpc-status 14.
+            with_data = {sid for kind, _, sid, _ in frames if kind == DATA}
+            for kind, flags, sid, payload in frames:
+                if kind != HEADERS:
+                    continue
+                try:
+                    headers = dict(conn.decoder.decode(strip_padding_and_priority(flags, payload)))
+                except Exception:  # a block cut off by the end of the read: stop decoding
+                    break
+                if flags & END_STREAM and sid not in with_data and headers.get("grpc-status") == "14":
+                    result.refused_unavailable += 1
             result.refused_rst += sum(1 for kind, _, _, payload in frames
                                       if kind == RST_STREAM and struct.unpack(">I", payload)[0] == REFUSED_STREAM)
             away = goaway_of(frames)

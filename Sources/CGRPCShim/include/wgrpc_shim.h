@@ -140,8 +140,11 @@ void wgrpc_tls_release(wgrpc_tls *tls);
 typedef struct {
   /// NULL: plaintext.
   wgrpc_tls *tls;
-  /// Streams one connection may have open at once; more are refused
-  /// (RST_STREAM REFUSED_STREAM). gRPC core's default is unlimited.
+  /// Streams one connection may have open at once: advertised in SETTINGS
+  /// (gRPC core refuses streams past it, but only from a client that
+  /// acknowledged them), and enforced by the shim for every client: a call
+  /// arriving while its connection already has this many alive (not yet
+  /// fully answered) is answered UNAVAILABLE at once. 0: unlimited.
   int max_concurrent_streams;
   /// A connection with no call open for this long is closed (GOAWAY).
   int max_connection_idle_ms;

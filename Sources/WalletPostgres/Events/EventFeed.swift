@@ -10,13 +10,17 @@ import WalletDomain
 /// this instance) moves it for all of them.
 ///
 /// Why the frontier never skips (docs/architecture.md, "Events"): a batch
-/// takes its position as its last statement before COMMIT, so a batch
-/// still running when the frontier query's snapshot is taken is in that
-/// snapshot's list of running transactions (it had written rows, so it had
-/// a transaction id, before it took its position). The highest position
-/// visible in one round becomes the frontier once every transaction that
-/// was running in that round has ended: from then on every batch at or
-/// below it is visible, or never will be (it rolled back).
+/// takes its position as its last statement before COMMIT, after it has
+/// written rows, so it has a transaction id before it has a position. Each
+/// round reads, in one statement, the highest visible position and then
+/// takes a transaction id of its own (the marker): any batch still running
+/// whose position is below that high has an id below the marker. The high
+/// becomes the frontier once the oldest transaction running in the database
+/// is at or past the marker: every batch at or below it is then visible, or
+/// never will be (it rolled back). (A snapshot's list of running
+/// transactions would not do: it leaves out those with ids above the last
+/// completed one, and such a batch was seen committing after a higher
+/// position had been delivered.)
 ///
 /// `@unchecked Sendable`: the mutable state is touched only with `condition`
 /// locked; the connection only on the feed's own thread.
@@ -63,9 +67,12 @@ public final class EventFeed: EventSource, @unchecked Sendable {
 
     // The feed thread's own.
     private var connection: PostgresConnection?
-    /// The last round's highest visible position and the transactions that
-    /// were running then.
-    private var pending: (high: Int64, running: [String])?
+    /// Rounds whose high is not the frontier yet, oldest first: the high
+    /// and the round's marker (a transaction id taken after reading it).
+    private var pending: [(high: Int64, marker: UInt64)] = []
+    /// Rounds kept waiting at most (a transaction that runs for long holds
+    /// them all back; past this the older half is dropped).
+    static let pendingRoundsMax = 4_096
 
     private enum Job {
         case read(EventReadState, walletID: String?, limit: Int, (Result<ReadOutcome, LedgerError>) -> Void)
@@ -292,8 +299,11 @@ public final class EventFeed: EventSource, @unchecked Sendable {
                 connection = ready
             }
             try Statements.configureSession(ready)
+            // A round's transaction only takes an id (the marker) and writes
+            // nothing: its commit need not wait for a WAL flush.
+            try ready.executeScript("SET synchronous_commit = off")
             Self.prepare(on: ready)
-            pending = nil
+            pending = []
             return ready
         } catch {
             settings.log("events: database unreachable: \(error)")
@@ -301,27 +311,28 @@ public final class EventFeed: EventSource, @unchecked Sendable {
         }
     }
 
-    /// One round: the highest visible position and who is running now; the
-    /// previous round's high becomes the frontier once everyone who was
-    /// running then has ended.
+    /// One round: the highest visible position, the round's marker, and the
+    /// oldest transaction running; every earlier round whose marker that
+    /// oldest transaction has passed gives the frontier its high.
     private func advanceFrontier(on connection: PostgresConnection) throws {
-        let previous = pending?.running ?? []
-        let row = try connection.executePrepared(
-            "event_frontier", [PostgresText.arrayLiteral(previous.map { Optional($0) })])
+        let row = try connection.executePrepared("event_frontier", [])
         guard row.rowCount == 1, let high = row.int64(row: 0, column: "high"),
-            let runningText = row.string(row: 0, column: "running"),
-            let running = PostgresText.parseArray(runningText)?.compactMap({ $0 }),
-            let stillRunning = row.int64(row: 0, column: "still_running")
+            let markerText = row.string(row: 0, column: "marker"), let marker = UInt64(markerText),
+            let oldestText = row.string(row: 0, column: "oldest"), let oldest = UInt64(oldestText)
         else { throw PostgresError(kind: .unexpectedResult, message: "event_frontier returned an unexpected row") }
-
+        precondition(oldest <= marker, "the oldest running transaction is newer than the round's own id")
         var advanced: Int64?
-        if let pending, stillRunning == 0 { advanced = pending.high }
-        if running.isEmpty {
-            advanced = high
-            pending = nil
-        } else {
-            pending = (high, running)
+        // Every transaction with an id below the marker has ended.
+        while let first = pending.first, first.marker <= oldest {
+            advanced = first.high
+            pending.removeFirst()
         }
+        if pending.count >= Self.pendingRoundsMax {
+            // Drop the older half: a later round's high waits for a later
+            // marker, so the frontier only moves later, never wrongly.
+            pending.removeFirst(pending.count / 2)
+        }
+        pending.append((high, marker))
         guard let advanced else { return }
         let ready: [Waiter] = condition.withLock {
             if advanced > frontier || !frontierKnown {
@@ -429,13 +440,15 @@ public final class EventFeed: EventSource, @unchecked Sendable {
         // One statement, one snapshot: its highest visible position, the
         // transactions running in it, and how many of the previous round's
         // are still running.
+        // One statement: its snapshot gives the high; the id it takes while
+        // it runs (after the snapshot) is the marker; the snapshot's xmin is
+        // the oldest transaction running when it was taken.
         connection.prepare(
             "event_frontier",
             """
             SELECT coalesce((SELECT max(position) FROM event_batches), 0) AS high,
-                   ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot()))::text AS running,
-                   (SELECT count(*) FROM unnest($1::xid8[]) AS x
-                    WHERE pg_xact_status(x) = 'in progress') AS still_running
+                   pg_current_xact_id()::text AS marker,
+                   pg_snapshot_xmin(pg_current_snapshot())::text AS oldest
             """)
         connection.prepare(
             "event_window",
