@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WalletDomain
+import WalletTestSupport
 
 @testable import WalletPostgres
 
@@ -55,10 +56,10 @@ import WalletDomain
         }
         // Each win is a whole slot's worth: two lanes' slots fill at once.
         try await Self.allApply(store, try (0..<Self.players).map { try Self.credit("win-\($0)", "p\($0)", .max) })
-        var house = try Self.house(url)
+        var house = try await onOwnThread { try Self.house(url) }
         #expect(house.total == String(-Int128(Self.players) * Int128(Int64.max)))
         #expect(house.slots > Int64(Limits.houseSlotCount))
-        try StoreTests.expectClean(url)
+        try await onOwnThread { try StoreTests.expectClean(url) }
 
         // A player's own bucket at Int64.max is that player's overflow.
         let oneMore = try Self.credit("one-more", "p0", 1)
@@ -81,9 +82,9 @@ import WalletDomain
             try (0..<Self.players).map { try Self.debit("bet-\($0)", "p\($0)", .max) } + [
                 try Self.debit("late-bet", "late", .max)
             ])
-        house = try Self.house(url)
+        house = try await onOwnThread { try Self.house(url) }
         #expect(house.total == "0")
-        try StoreTests.expectClean(url)
+        try await onOwnThread { try StoreTests.expectClean(url) }
         for index in 0..<Self.players {
             #expect(try await store.balances(walletID: "p\(index)", asset: "ETH")[0].posted == 0)
         }

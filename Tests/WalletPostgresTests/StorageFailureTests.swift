@@ -201,7 +201,7 @@ import WalletTestSupport
     /// Every answer UNAVAILABLE "nothing was recorded", none recorded; then,
     /// once `restore` ran, the same ids apply fresh (not as replays).
     static func expectRefusedThenApplied(
-        _ store: PostgresLedgerStore, url: String, prefix: String, restore: () throws -> Void
+        _ store: PostgresLedgerStore, url: String, prefix: String, restore: @escaping @Sendable () throws -> Void
     ) async throws {
         let refused = try await credits(store, prefix: prefix)
         #expect(refused.count == batchCommands)
@@ -213,8 +213,8 @@ import WalletTestSupport
             #expect(error.code == .unavailable, "\(id): \(error)")
             #expect(error.message.contains("nothing was recorded"), "\(id): \(error)")
         }
-        #expect(try recorded(url, prefix: prefix) == 0)
-        try restore()
+        #expect(try await onOwnThread { try recorded(url, prefix: prefix) } == 0)
+        try await onOwnThread(restore)
         let applied = try await credits(store, prefix: prefix)
         for (id, answer) in applied {
             guard case .success(let outcome) = answer else {
@@ -223,8 +223,8 @@ import WalletTestSupport
             }
             #expect(!outcome.replayed, "\(id) was recorded while refused")
         }
-        #expect(try recorded(url, prefix: prefix) == Int64(batchCommands))
-        try StoreTests.expectClean(url)
+        #expect(try await onOwnThread { try recorded(url, prefix: prefix) } == Int64(batchCommands))
+        try await onOwnThread { try StoreTests.expectClean(url) }
     }
 
     @Test func aReadOnlyDatabaseAnswersUnavailableAndRecordsNothing() async throws {
@@ -232,8 +232,8 @@ import WalletTestSupport
         let store = try StoreTests.makeStore(url, pool: 1)
         defer { store.shutdown() }
         try await StoreTests.seed(store, wallets: ["saver"], funds: 100)
-        let administration = try Self.administration(url)
-        try Self.alter(administration, "SET default_transaction_read_only = on")
+        let administration = try await onOwnThread { try Self.administration(url) }
+        try await onOwnThread { try Self.alter(administration, "SET default_transaction_read_only = on") }
         try await Self.expectRefusedThenApplied(store, url: url, prefix: "ro") {
             #expect(store.databaseStatus == .readOnly)
             try Self.alter(administration, "RESET default_transaction_read_only")
@@ -249,14 +249,16 @@ import WalletTestSupport
         let store = try StoreTests.makeStore(url, pool: 1)
         defer { store.shutdown() }
         try await StoreTests.seed(store, wallets: ["saver"], funds: 100)
-        try Self.sql(
-            url,
-            """
-            CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$
-            """,
-            "CREATE TRIGGER test_disk_full BEFORE INSERT ON entries FOR EACH STATEMENT EXECUTE FUNCTION test_disk_full()"
-        )
+        try await onOwnThread {
+            try Self.sql(
+                url,
+                """
+                CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$
+                """,
+                "CREATE TRIGGER test_disk_full BEFORE INSERT ON entries FOR EACH STATEMENT EXECUTE FUNCTION test_disk_full()"
+            )
+        }
         try await Self.expectRefusedThenApplied(store, url: url, prefix: "full") {
             try Self.sql(url, "DROP TRIGGER test_disk_full ON entries")
         }
@@ -272,10 +274,10 @@ import WalletTestSupport
         defer { store.shutdown() }
         let seen = Mutex<[DatabaseStatus]>([])
         store.observeDatabaseStatus { status in seen.withLock { $0.append(status) } }
-        let administration = try Self.administration(url)
-        try Self.alter(administration, "ALLOW_CONNECTIONS false")
+        let administration = try await onOwnThread { try Self.administration(url) }
+        try await onOwnThread { try Self.alter(administration, "ALLOW_CONNECTIONS false") }
         #expect(await waitUntil { store.databaseStatus == .unreachable })
-        try Self.alter(administration, "ALLOW_CONNECTIONS true")
+        try await onOwnThread { try Self.alter(administration, "ALLOW_CONNECTIONS true") }
         #expect(await waitUntil { store.databaseStatus == .available })
         #expect(seen.withLock { $0 } == [.available, .unreachable, .available])
     }
