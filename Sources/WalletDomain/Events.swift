@@ -75,9 +75,17 @@ public struct EventCursorCodec: Sendable {
         .invalidArgument, "INVALID_CURSOR", "after_cursor was not issued by this service",
         metadata: ["field": "after_cursor"])
 
+    /// A keyed hash of the fixed-size position (8 + 4 bytes after the
+    /// secret, one SHA-256 block for a 32-byte secret): every event carries
+    /// a cursor, so this runs once per event sent. Fixed-size messages make
+    /// the secret-prefix construction safe from length extension.
     private func signature(_ position: EventPosition) -> [UInt8] {
-        let inner = SHA256.hash(secret + Array("|event|\(position.batch)|\(position.index)".utf8))
-        return Array(SHA256.hash(secret + inner).prefix(12))
+        var message = secret
+        message.reserveCapacity(secret.count + 13)
+        message.append(0x65)  // "e": not a page token's message
+        withUnsafeBytes(of: position.batch.bigEndian) { message.append(contentsOf: $0) }
+        withUnsafeBytes(of: position.index.bigEndian) { message.append(contentsOf: $0) }
+        return Array(SHA256.hash(message).prefix(12))
     }
 }
 

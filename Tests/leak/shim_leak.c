@@ -84,6 +84,10 @@ static void stream_sent(void *raw, int ok) {
   stream_unref(ctx);
 }
 
+static void stream_sent_many(void *raw, size_t sent) {
+  stream_sent(raw, sent == 1);
+}
+
 static void stream_read(void *raw, const uint8_t *message, size_t len) {
   stream_ctx *ctx = raw;
   if (ctx->finished) {
@@ -93,7 +97,12 @@ static void stream_read(void *raw, const uint8_t *message, size_t len) {
   if (ctx->mode == 0) ctx->mode = (message && len > 0) ? (char)message[0] : 'o';
   if (ctx->mode == 'o' && message) {
     atomic_fetch_add(&ctx->refs, 1);
-    if (wgrpc_call_send_message(ctx->call, message, len, stream_sent, ctx) != 0) {
+    // Every other echo goes through the queued send (a queue of one).
+    static atomic_int echoes;
+    int started = atomic_fetch_add(&echoes, 1) % 2 == 0
+                      ? wgrpc_call_send_message(ctx->call, message, len, stream_sent, ctx)
+                      : wgrpc_call_send_messages(ctx->call, &message, &len, 1, stream_sent_many, ctx);
+    if (started != 0) {
       stream_unref(ctx);
       stream_finish(ctx, 0);
     }

@@ -143,8 +143,10 @@ typedef struct {
   /// Streams one connection may have open at once: advertised in SETTINGS
   /// (gRPC core refuses streams past it, but only from a client that
   /// acknowledged them), and enforced by the shim for every client: a call
-  /// arriving while its connection already has this many alive (not yet
-  /// fully answered) is answered UNAVAILABLE at once. 0: unlimited.
+  /// arriving while its connection already has twice this many alive
+  /// (not yet fully answered) is answered UNAVAILABLE at once (twice:
+  /// a client that honours the limit may open a stream before this server
+  /// has processed the completion of the one it replaces). 0: unlimited.
   int max_concurrent_streams;
   /// A connection with no call open for this long is closed (GOAWAY).
   int max_connection_idle_ms;
@@ -224,6 +226,22 @@ typedef void (*wgrpc_close_callback)(void *ctx);
 int wgrpc_call_send_message(wgrpc_call *call, const uint8_t *message,
                             size_t message_len, wgrpc_send_callback callback,
                             void *ctx);
+
+/// `sent` messages of a wgrpc_call_send_messages went to the transport:
+/// all of them, or fewer when the call ended first.
+typedef void (*wgrpc_send_many_callback)(void *ctx, size_t sent);
+
+/// Sends `count` (> 0) messages one after another, as wgrpc_call_send_message
+/// would one at a time, but starting each next one from the completion-queue
+/// thread as the previous one completes: one callback for the lot instead of
+/// a round trip through the caller per message. The messages are copied
+/// before returning (the caller bounds how many it hands over). Counts as
+/// the one send in flight until `callback` runs; a status given meanwhile
+/// (wgrpc_call_finish) stops the rest and follows the message in flight.
+/// Returns like wgrpc_call_send_message.
+int wgrpc_call_send_messages(wgrpc_call *call, const uint8_t *const *messages,
+                             const size_t *lengths, size_t count,
+                             wgrpc_send_many_callback callback, void *ctx);
 
 /// Asks for the client's next message. At most one read may be in flight:
 /// starting a second aborts the process. Returns like

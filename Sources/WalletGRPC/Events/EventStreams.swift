@@ -79,12 +79,13 @@ package final class EventStreams: Sendable {
             while !ending.hasEnded {
                 guard let page = try await source.next(after: &state, walletID: walletID, limit: Self.pageEventsMax)
                 else { break }
-                for event in page {
-                    let message = Responses.event(event, cursor: cursors.encode(event.position))
-                    guard await stream.send(message) else {
-                        ending.finish(nil)
-                        return
-                    }
+                // The whole page in one hand-over: the transport sends each
+                // next message as the last one is taken (HTTP/2 flow control
+                // still paces it), with no round trip through this task.
+                let messages = page.map { Responses.event($0, cursor: cursors.encode($0.position)) }
+                guard await stream.send(all: messages) == messages.count else {
+                    ending.finish(nil)
+                    return
                 }
             }
             // The source stopped (shutdown) or the client went away.

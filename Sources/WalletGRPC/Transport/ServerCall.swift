@@ -138,6 +138,26 @@ extension ServerCall: ServerStream {
         }
     }
 
+    package func send(all messages: [[UInt8]]) async -> Int {
+        guard !messages.isEmpty else { return 0 }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Int, Never>) in
+            let context = Unmanaged.passRetained(Completion(continuation)).toOpaque()
+            // The shim copies every message before returning.
+            let started = withPointers(messages) { pointers, lengths in
+                wgrpc_call_send_messages(
+                    handle, pointers, lengths, messages.count,
+                    { context, sent in
+                        let completion = Unmanaged<Completion<Int>>.fromOpaque(context!).takeRetainedValue()
+                        completion.continuation.resume(returning: sent)
+                    }, context)
+            }
+            if started != RPCStatus.okCode {
+                Unmanaged<Completion<Int>>.fromOpaque(context).release()
+                continuation.resume(returning: 0)
+            }
+        }
+    }
+
     package func finish(_ status: RPCStatus?) {
         markResponded()
         guard let status else {
@@ -180,5 +200,26 @@ private final class CloseHandler: Sendable {
 
     init(_ body: @escaping @Sendable () -> Void) {
         self.body = body
+    }
+}
+
+/// Calls `body` with C arrays of pointers to each message's bytes and their
+/// lengths, valid for the call's duration.
+private func withPointers<Result>(
+    _ messages: [[UInt8]],
+    _ body: (UnsafePointer<UnsafePointer<UInt8>?>, UnsafePointer<Int>) -> Result
+) -> Result {
+    let buffers = messages.map { message -> UnsafeMutableBufferPointer<UInt8> in
+        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, message.count))
+        _ = buffer.initialize(from: message)
+        return buffer
+    }
+    defer { buffers.forEach { $0.deallocate() } }
+    let pointers: [UnsafePointer<UInt8>?] = buffers.map { UnsafePointer($0.baseAddress) }
+    let lengths = messages.map(\.count)
+    return pointers.withUnsafeBufferPointer { pointerBuffer in
+        lengths.withUnsafeBufferPointer { lengthBuffer in
+            body(pointerBuffer.baseAddress!, lengthBuffer.baseAddress!)
+        }
     }
 }

@@ -30,8 +30,9 @@ public final class EventFeed: EventSource, @unchecked Sendable {
         /// How often the frontier is checked while a stream waits for it
         /// (other instances' commits; this instance's wake it at once).
         public var pollIntervalMilliseconds = 5
-        /// How often it is checked while no stream waits, so that a
-        /// `from_now` stream starts from a recent frontier.
+        /// How often it is checked while no stream waits (once a stream has
+        /// been opened), so that a `from_now` stream starts from a recent
+        /// frontier.
         public var idleIntervalMilliseconds = 1_000
         public var log: @Sendable (String) -> Void
 
@@ -64,6 +65,9 @@ public final class EventFeed: EventSource, @unchecked Sendable {
     /// Every batch at or below it is final.
     private var frontier: Int64 = 0
     private var frontierKnown = false
+    /// Set by the first stream: until then the feed holds no connection and
+    /// runs no rounds (an instance nobody follows costs the database nothing).
+    private var active = false
 
     // The feed thread's own.
     private var connection: PostgresConnection?
@@ -176,6 +180,7 @@ public final class EventFeed: EventSource, @unchecked Sendable {
                     continuation.resume(returning: true)
                 } else {
                     waiters[id] = Waiter(after: position, continuation: continuation)
+                    active = true
                     condition.signal()
                     condition.unlock()
                 }
@@ -193,6 +198,7 @@ public final class EventFeed: EventSource, @unchecked Sendable {
 
     private func enqueue(_ job: Job) {
         condition.lock()
+        active = true
         if stopping {
             condition.unlock()
             Self.fail(job, .unavailable("the server is shutting down"))
@@ -216,6 +222,9 @@ public final class EventFeed: EventSource, @unchecked Sendable {
         var lastRound = ContinuousClock.now - .seconds(3600)
         while true {
             condition.lock()
+            while !stopping && !active && jobs.isEmpty {
+                condition.wait()
+            }
             while !stopping && jobs.isEmpty && !woken {
                 let interval =
                     waiters.isEmpty && deferred.isEmpty
