@@ -1690,8 +1690,6 @@ static void client_call_completed(client_call *call, bool success) {
   lock(&channel->mutex);
   channel_unlink(channel, call);
   unlock(&channel->mutex);
-  grpc_call_unref(call->call);
-  call->call = NULL;
 
   // A batch holding RECV_STATUS_ON_CLIENT always reports a status; a failed
   // batch would be a gRPC core bug, surfaced as INTERNAL rather than a crash.
@@ -1724,6 +1722,12 @@ static void client_call_completed(client_call *call, bool success) {
                  has_response ? GRPC_SLICE_LENGTH(response) : 0, details,
                  details_len);
   grpc_slice_unref(response);
+  // Only now: the received metadata (the details above among it) may point
+  // into the call's own memory, which its last unref frees. Unref'd before
+  // the callback, a failed call's details were read after free (wallet-bench
+  // crashed copying them: the new array's buffer overlapped the freed one).
+  grpc_call_unref(call->call);
+  call->call = NULL;
   client_call_free(call);
   channel_call_finished(channel);
 }

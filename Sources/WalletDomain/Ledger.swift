@@ -39,15 +39,19 @@ public enum Ledger {
     /// Wallets and transactions a command needs. Commands that act on an
     /// earlier transaction only know their wallets once that transaction is
     /// loaded: a store calls this again after loading and locks the union.
-    public static func footprint(of command: Command, known: [String: TransactionRecord], houseSlot: Int? = nil)
-        -> Footprint
-    {
+    /// `houseSlotByAsset`: where the writer moved an asset's house side
+    /// (see `LedgerState.houseSlotByAsset`).
+    public static func footprint(
+        of command: Command, known: [String: TransactionRecord], houseSlot: Int? = nil,
+        houseSlotByAsset: [String: Int] = [:]
+    ) -> Footprint {
         var footprint = Footprint(transactionIDs: [command.transactionID])
         func addWallet(_ id: String, asset: String) {
             guard !id.isEmpty else { return }
             footprint.walletIDs.insert(id)
             if !Reserved.isReserved(id) {
-                footprint.walletIDs.insert(Reserved.houseWalletID(asset: asset, forWallet: id, slot: houseSlot))
+                footprint.walletIDs.insert(
+                    Reserved.houseWalletID(asset: asset, forWallet: id, slot: houseSlotByAsset[asset] ?? houseSlot))
             }
         }
         func addTarget(_ id: String) {
@@ -89,10 +93,11 @@ public enum Ledger {
     /// target). A store that recomputes footprints as it loads rows skips
     /// rebuilding the same sets.
     public static func footprint(
-        of command: Command, known: [String: TransactionRecord], houseSlot: Int? = nil, base: Footprint
+        of command: Command, known: [String: TransactionRecord], houseSlot: Int? = nil,
+        houseSlotByAsset: [String: Int] = [:], base: Footprint
     ) -> Footprint {
         guard !known.isEmpty, base.transactionIDs.contains(where: { known[$0] != nil }) else { return base }
-        return footprint(of: command, known: known, houseSlot: houseSlot)
+        return footprint(of: command, known: known, houseSlot: houseSlot, houseSlotByAsset: houseSlotByAsset)
     }
 
     public static func apply(_ command: Command, to state: inout LedgerState, now: Timestamp)
@@ -205,7 +210,7 @@ private struct Context {
     }
 
     func houseWallet(asset: String, forWallet walletID: String) throws(LedgerError) -> String {
-        let id = Reserved.houseWalletID(asset: asset, forWallet: walletID, slot: state.houseSlot)
+        let id = state.houseWalletID(asset: asset, forWallet: walletID)
         guard state.wallets[id] != nil else {
             throw .internalError("house wallet for \(asset) is not loaded")
         }
@@ -238,20 +243,71 @@ private struct Context {
         return remaining == 0 ? parts : nil
     }
 
+    /// The house's side of `entries`: every house entry of an asset moves
+    /// to one slot with room for their sum, the slot the command chose when
+    /// it has room, else the first slot the state holds that has, in slot
+    /// order after the chosen one (wrapping). A slot is one Int64; the
+    /// house is the sum of its slots, so a full slot refuses no one. When no
+    /// slot at hand has room, `houseSlotsFull`: the store gives the state
+    /// one and applies the command again (nothing was changed).
+    func placeHouseSide(_ entries: inout [Entry]) throws(LedgerError) {
+        var sums: [String: (chosen: String, sum: Int128)] = [:]
+        for entry in entries where Reserved.isHouseWallet(entry.walletID) {
+            let previous = sums[entry.asset]
+            sums[entry.asset] = (previous?.chosen ?? entry.walletID, (previous?.sum ?? 0) + Int128(entry.amount))
+        }
+        for (asset, house) in sums {
+            func hasRoom(_ walletID: String) -> Bool {
+                let key = BalanceKey(walletID: walletID, asset: asset, bucket: Bucket.cash)
+                return Int64(exactly: Int128(state.posted(key)) + house.sum) != nil
+            }
+            // Consolidated on one slot even when they already are (several
+            // slots in one command happen only for a reversal of such).
+            var slot = house.chosen
+            if !hasRoom(slot) {
+                let chosenNumber = Reserved.houseSlot(of: house.chosen, asset: asset) ?? -1
+                let held = state.houseSlots(asset: asset)
+                let order = held.filter { $0 > chosenNumber } + held.filter { $0 < chosenNumber }
+                guard
+                    let number = order.first(where: { hasRoom(Reserved.houseWalletID(asset: asset, slot: $0)) })
+                else {
+                    throw .houseSlotsFull(asset: asset)
+                }
+                slot = Reserved.houseWalletID(asset: asset, slot: number)
+            }
+            for index in entries.indices
+            where entries[index].asset == asset && Reserved.isHouseWallet(entries[index].walletID) {
+                entries[index].walletID = slot
+            }
+        }
+    }
+
     /// Applies entries to posted balances, assigning each its place in its
-    /// wallet's hash chain. Checks everything before changing anything.
-    mutating func post(_ entries: [Entry], transactionID: String, ignoringHold: String? = nil) -> RejectionReason? {
-        var sums: [String: Int64] = [:]  // per asset: double entry
-        var next: [BalanceKey: Int64] = [:]
+    /// wallet's hash chain. Checks everything before changing anything. The
+    /// house's side moves to a slot with room first (`placeHouseSide`), so
+    /// a BALANCE_OVERFLOW is only ever a wallet's own: a bucket, or its
+    /// total per asset, past Int64.
+    mutating func post(_ entries: inout [Entry], transactionID: String, ignoringHold: String? = nil)
+        throws(LedgerError) -> RejectionReason?
+    {
+        try placeHouseSide(&entries)
+        var sums: [String: Int128] = [:]  // per asset: double entry
+        // Each balance as the command leaves it, summed without a ceiling:
+        // only where the command leaves a balance must it fit an Int64.
+        var exact: [BalanceKey: Int128] = [:]
         for entry in entries {
-            let (sum, sumOverflow) = sums[entry.asset, default: 0].addingReportingOverflow(entry.amount)
-            precondition(!sumOverflow, "entry amounts overflow")
-            sums[entry.asset] = sum
-            let (value, overflow) = (next[entry.key] ?? state.posted(entry.key)).addingReportingOverflow(entry.amount)
-            if overflow { return .balanceOverflow }
-            next[entry.key] = value
+            sums[entry.asset, default: 0] += Int128(entry.amount)
+            exact[entry.key] = (exact[entry.key] ?? Int128(state.posted(entry.key))) + Int128(entry.amount)
         }
         precondition(sums.values.allSatisfy { $0 == 0 }, "entries of \(transactionID) do not balance")
+        var next: [BalanceKey: Int64] = [:]
+        for (key, value) in exact {
+            guard let fits = Int64(exactly: value) else {
+                precondition(!Reserved.isHouseWallet(key.walletID), "house slot \(key.walletID) placed without room")
+                return .balanceOverflow
+            }
+            next[key] = fits
+        }
         for (key, value) in next where !Reserved.isReserved(key.walletID) {
             guard let wallet = state.wallets[key.walletID] else {
                 preconditionFailure("posting to unloaded wallet \(key.walletID)")
@@ -319,7 +375,7 @@ private struct Context {
             Entry(walletID: c.walletID, asset: c.asset, bucket: c.bucket, amount: c.amount),
             Entry(walletID: house, asset: c.asset, bucket: Bucket.cash, amount: -c.amount),
         ]
-        if let reason = post(record.entries, transactionID: record.id) {
+        if let reason = try post(&record.entries, transactionID: record.id) {
             throw reject(reason, record, "crediting \(c.amount) would overflow the balance")
         }
         return commit(record)
@@ -343,7 +399,7 @@ private struct Context {
             Entry(walletID: c.walletID, asset: c.asset, bucket: $0.bucket, amount: -$0.amount)
         }
         record.entries.append(Entry(walletID: house, asset: c.asset, bucket: Bucket.cash, amount: c.amount))
-        if let reason = post(record.entries, transactionID: record.id) {
+        if let reason = try post(&record.entries, transactionID: record.id) {
             throw reject(reason, record, "the debit cannot be posted: \(reason.rawValue)")
         }
         return commit(record)
@@ -419,7 +475,7 @@ private struct Context {
                 Entry(walletID: wallet.id, asset: hold.asset, bucket: c.payoutBucket, amount: c.payout))
             record.entries.append(Entry(walletID: house, asset: hold.asset, bucket: Bucket.cash, amount: -c.payout))
         }
-        if let reason = post(record.entries, transactionID: record.id, ignoringHold: hold.id) {
+        if let reason = try post(&record.entries, transactionID: record.id, ignoringHold: hold.id) {
             throw reject(reason, record, "the settlement cannot be posted: \(reason.rawValue)")
         }
         state.setStatus(.settled, of: hold.id)
@@ -463,7 +519,7 @@ private struct Context {
             }
             record.entries.append(
                 Entry(walletID: house, asset: target.asset, bucket: Bucket.cash, amount: -target.amount))
-            if let reason = post(record.entries, transactionID: record.id) {
+            if let reason = try post(&record.entries, transactionID: record.id) {
                 throw reject(reason, record, "the rollback cannot be posted: \(reason.rawValue)")
             }
             state.setStatus(.rolledBack, of: target.id)
@@ -521,7 +577,7 @@ private struct Context {
         record.entries = original.entries.map {
             Entry(walletID: $0.walletID, asset: $0.asset, bucket: $0.bucket, amount: -$0.amount)
         }
-        if let reason = post(record.entries, transactionID: record.id) {
+        if let reason = try post(&record.entries, transactionID: record.id) {
             throw reject(reason, record, "the reversal cannot be posted: \(reason.rawValue)")
         }
         state.setStatus(.reversed, of: original.id)
@@ -545,7 +601,7 @@ private struct Context {
         guard capacity(key, wallet: payer) >= c.amount else {
             throw reject(.insufficientFunds, record, "available funds in \(c.bucket) do not cover \(c.amount)")
         }
-        if let reason = post(record.entries, transactionID: record.id) {
+        if let reason = try post(&record.entries, transactionID: record.id) {
             throw reject(reason, record, "the transfer cannot be posted: \(reason.rawValue)")
         }
         return commit(record)

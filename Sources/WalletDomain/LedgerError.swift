@@ -56,6 +56,25 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
             "the deadline passed before the operation started; nothing was recorded")
     }
 
+    /// No house slot of `asset` that the state holds has room for a
+    /// command's amount: the store must give the state a slot with room (lock
+    /// the others, or open a new one) and apply the command again. Never the
+    /// caller's fault: should it reach a caller, it is UNAVAILABLE, nothing
+    /// recorded, and a retry succeeds.
+    public static func houseSlotsFull(asset: String) -> LedgerError {
+        LedgerError(
+            .unavailable, houseSlotsFullReason,
+            "no house slot of \(asset) at hand has room for this amount; nothing was recorded, retry",
+            metadata: ["asset": asset])
+    }
+
+    public static let houseSlotsFullReason = "HOUSE_SLOTS_FULL"
+
+    /// The asset whose house needs a slot with room, when this is `houseSlotsFull`.
+    public var houseSlotsFullAsset: String? {
+        reason == Self.houseSlotsFullReason ? metadata["asset"] : nil
+    }
+
     public static func internalError(_ message: String) -> LedgerError {
         LedgerError(.internal, "INTERNAL", message)
     }

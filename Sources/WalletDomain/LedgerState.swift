@@ -17,6 +17,9 @@ public struct LedgerState: Sendable {
     public var assets: [String: Asset] = [:]
     /// The house slot this state's writer uses; nil = each wallet's own slot.
     public var houseSlot: Int?
+    /// Per asset, the slot the writer moved to when its own had no room
+    /// (overrides `houseSlot` for that asset).
+    public var houseSlotByAsset: [String: Int] = [:]
     public private(set) var wallets: [String: WalletRecord] = [:]
     /// Posted balance per bucket, per (wallet, asset). A missing bucket is 0.
     public private(set) var postings: [WalletAsset: [String: Int64]] = [:]
@@ -125,6 +128,17 @@ public struct LedgerState: Sendable {
     }
 
     public func openHoldIDs(ofWallet walletID: String) -> Set<String> { openHolds[walletID] ?? [] }
+
+    /// The house wallet this state's writer posts `asset` to first, for
+    /// `walletID`'s entries.
+    public func houseWalletID(asset: String, forWallet walletID: String) -> String {
+        Reserved.houseWalletID(asset: asset, forWallet: walletID, slot: houseSlotByAsset[asset] ?? houseSlot)
+    }
+
+    /// The slot numbers of `asset`'s house wallets this state holds, in order.
+    public func houseSlots(asset: String) -> [Int] {
+        wallets.keys.compactMap { Reserved.houseSlot(of: $0, asset: asset) }.sorted()
+    }
 
     // MARK: Changing (Ledger only)
 

@@ -17,6 +17,12 @@ public enum Limits {
     /// House wallets are spread over this many slot wallets per asset, so no
     /// single row serializes every player's transactions.
     public static let houseSlotCount = 16
+    /// Slot numbers a house may grow to per asset. A slot holds one Int64
+    /// (9.22 units of an asset with 18 decimal places); a slot that has no
+    /// room for an amount is passed over for one that has, and when none has
+    /// a new one is opened, so the house's total (the sum of its slots) may
+    /// exceed Int64. This bounds the search, not any realistic house.
+    public static let houseSlotsMax = 1 << 20
 }
 
 /// Identifiers the service itself uses start with this prefix; callers may
@@ -33,7 +39,21 @@ public enum Reserved {
     }
 
     public static func houseWalletID(asset: String, slot: Int) -> String {
-        "sys:house:\(asset):\(slot)"
+        "\(housePrefix(asset: asset))\(slot)"
+    }
+
+    /// Every house slot wallet of `asset` starts with this.
+    public static func housePrefix(asset: String) -> String {
+        "sys:house:\(asset):"
+    }
+
+    public static func isHouseWallet(_ id: String) -> Bool { id.hasPrefix("sys:house:") }
+
+    /// The slot number of a house wallet of `asset`, or nil when `id` is not one.
+    public static func houseSlot(of id: String, asset: String) -> Int? {
+        let prefix = housePrefix(asset: asset)
+        guard id.hasPrefix(prefix) else { return nil }
+        return Int(id.dropFirst(prefix.count))
     }
 
     /// A stable slot per player wallet (FNV-1a over the id's bytes).

@@ -18,7 +18,16 @@ public actor InMemoryLedgerStore: LedgerStore {
     public func execute(_ command: Command, deadline: ContinuousClock.Instant?) throws(LedgerError) -> OperationResult {
         if let deadline, deadline <= .now { throw LedgerError.deadlineExceeded() }
         state.resetChanges()
-        let result = Ledger.apply(command, to: &state, now: clock())
+        var result = Ledger.apply(command, to: &state, now: clock())
+        if case .failure(let error) = result, let asset = error.houseSlotsFullAsset {
+            // Every slot is at hand here: open the next one (a new slot has
+            // room for any amount) and apply again.
+            let next = (state.houseSlots(asset: asset).last ?? -1) + 1
+            precondition(next < Limits.houseSlotsMax, "house of \(asset) has \(next) slots")
+            state.create(wallet: WalletRecord(id: Reserved.houseWalletID(asset: asset, slot: next), createdAt: clock()))
+            result = Ledger.apply(command, to: &state, now: clock())
+            precondition(result.failure?.houseSlotsFullAsset == nil, "a new house slot had no room")
+        }
         for id in state.insertedTransactionIDs {
             guard let record = state.transactions[id], record.kind != .tombstone else { continue }
             for walletID in record.walletIDs where !Reserved.isReserved(walletID) {
@@ -74,5 +83,11 @@ public actor InMemoryLedgerStore: LedgerStore {
         let start = Swift.max(0, end - limit)
         let page = ids[start..<Swift.max(start, end)].reversed().compactMap { state.transactions[$0] }
         return HistoryPage(transactions: Array(page), nextCursor: start > 0 ? Int64(start + 1) : nil)
+    }
+}
+
+extension Result {
+    fileprivate var failure: Failure? {
+        if case .failure(let error) = self { error } else { nil }
     }
 }

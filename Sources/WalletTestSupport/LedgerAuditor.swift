@@ -5,29 +5,31 @@ import WalletDomain
 public enum LedgerAuditor {
     public static func problems(in state: LedgerState, now: Timestamp) -> [String] {
         var problems: [String] = []
-        var sums: [BalanceKey: Int64] = [:]
-        var perAsset: [String: Int64] = [:]
+        // Int128: a house spread over many slots holds more than one Int64,
+        // and a sum in any order may pass through more before it ends at 0.
+        var sums: [BalanceKey: Int128] = [:]
+        var perAsset: [String: Int128] = [:]
         var chains: [String: [(Entry, String)]] = [:]
         for record in state.transactions.values {
             if record.status == .rejected, !record.entries.isEmpty {
                 problems.append("rejected transaction \(record.id) has entries")
             }
             for entry in record.entries {
-                sums[entry.key, default: 0] += entry.amount
-                perAsset[entry.asset, default: 0] += entry.amount
+                sums[entry.key, default: 0] += Int128(entry.amount)
+                perAsset[entry.asset, default: 0] += Int128(entry.amount)
                 chains[entry.walletID, default: []].append((entry, record.id))
             }
         }
         for (asset, sum) in perAsset where sum != 0 {
             problems.append("entries of asset \(asset) sum to \(sum), not 0")
         }
-        for (key, sum) in sums where state.posted(key) != sum {
+        for (key, sum) in sums where Int128(state.posted(key)) != sum {
             problems.append("posted \(state.posted(key)) != sum of entries \(sum) for \(key)")
         }
         for (walletAsset, buckets) in state.postings {
             for (bucket, posted) in buckets {
                 let key = BalanceKey(walletID: walletAsset.walletID, asset: walletAsset.asset, bucket: bucket)
-                if sums[key, default: 0] != posted {
+                if sums[key, default: 0] != Int128(posted) {
                     problems.append("posted \(posted) has no matching entries for \(key)")
                 }
                 guard let wallet = state.wallets[key.walletID], !wallet.isSystem else { continue }

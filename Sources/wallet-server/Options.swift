@@ -42,6 +42,8 @@ struct Options {
     /// Where `GET /metrics` is served; nil: no metrics (the default).
     var metricsListen: ListenAddress?
     var logLevel = Logger.Level.info
+    /// How often the store probes the database when idle or down; 0: never.
+    var databaseProbeMilliseconds = StoreConfiguration.databaseProbeIntervalMillisecondsServing
 
     static let usage = """
         usage: wallet-server [serve|migrate|verify|postgres] [options]
@@ -97,6 +99,7 @@ struct Options {
           --max-header-list-bytes N       largest request header list, default \(TransportSettings().maxHeaderListBytes)
           --handshake-timeout-ms N        TLS and HTTP/2 handshake time limit, default \(TransportSettings().handshakeTimeoutMilliseconds)
           --listener-probe-ms N           check the listener accepts this often (0: off), default 5000
+          --database-probe-ms N           probe the database this often when idle or down (0: off), default \(StoreConfiguration.databaseProbeIntervalMillisecondsServing)
         """
 
     static func parse(_ arguments: [String], environment: [String: String]) throws -> Options {
@@ -194,6 +197,7 @@ struct Options {
             case "--listener-probe-ms": options.listenerProbeMilliseconds = try limit(try value(), name)
             case "--log-level": options.logLevel = try logLevel(try value(), name)
             case "--metrics-listen": options.metricsListen = try listenAddress(try value(), name)
+            case "--database-probe-ms": options.databaseProbeMilliseconds = try limit(try value(), name)
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown option \(flag)")
             }

@@ -113,6 +113,7 @@ struct WalletServerMain {
         configuration.batchWaitMicroseconds = options.batchWaitMicroseconds
         configuration.batchWaitTarget = options.batchWaitTarget
         configuration.connectWorkersAtStart = true
+        configuration.databaseProbeIntervalMilliseconds = options.databaseProbeMilliseconds
         let store = try PostgresLedgerStore(configuration: configuration)
         Log.server.info("database ready at \(ConnectionString.redacted(url))")
         let wallet = WalletService(
@@ -152,6 +153,17 @@ struct WalletServerMain {
             }
         }
         probe?.start()
+        // NOT_SERVING while the database cannot take writes; SERVING again
+        // by itself once it can (the store logs each change and why).
+        store.observeDatabaseStatus { status in
+            let reasons: [(HealthService.NotServingReason, Bool)] = [
+                (.databaseUnreachable, status == .unreachable), (.databaseReadOnly, status == .readOnly),
+            ]
+            // Raise the new reason before clearing the old, so that a move
+            // from one to the other never shows SERVING in between.
+            for (reason, holds) in reasons where holds { server.health.set(reason, holds: true) }
+            for (reason, holds) in reasons where !holds { server.health.set(reason, holds: false) }
+        }
 
         let sweeper = HoldSweeper(store: store, intervalMilliseconds: options.sweepIntervalMilliseconds)
         sweeper.start()

@@ -199,4 +199,11 @@ import WalletPostgres
     func badLogAndMetricsValuesAreRefused(arguments: [String], reason: String) {
         #expect(refusal(arguments) == .some(reason))
     }
+
+    @Test func theDatabaseProbeIntervalIsAFlag() throws {
+        #expect(try parse([], [:]).databaseProbeMilliseconds == 1000)
+        #expect(try parse(["--database-probe-ms", "250"], [:]).databaseProbeMilliseconds == 250)
+        #expect(try parse(["--database-probe-ms", "0"], [:]).databaseProbeMilliseconds == 0)
+        #expect(throws: UsageError.self) { try parse(["--database-probe-ms", "-5"], [:]) }
+    }
 }

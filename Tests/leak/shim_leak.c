@@ -24,7 +24,22 @@ enum { METHOD_ECHO = 0, METHOD_FAIL = 1, METHOD_STREAM = 2, CALLERS = 8, CALL_TI
 enum { SLOW_TIMEOUT_MS = 500 };
 
 static const uint8_t kBody[32] = {1, 2, 3, 4};
-static const uint8_t kDetails[] = {8, 9, 18, 3, 'a', 'b', 'c'};
+// Longer than a slice holds inline (23 bytes): gRPC core then hands the
+// details to the client in the call's own memory, which is freed with the
+// call; read after its last unref, valgrind sees an invalid read.
+static const uint8_t kDetails[] = {
+    8, 9, 18, 117,
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+    'a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c',
+};
 
 static wgrpc_channel *g_channel;
 static const char *g_expected_identity;  // mutual TLS: what every echo must see

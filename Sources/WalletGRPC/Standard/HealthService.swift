@@ -24,6 +24,14 @@ package final class HealthService: RoutedService {
         /// 1.51 stops accepting after an accept error such as EMFILE): only
         /// a restart brings it back.
         case listenerStopped = "listener_stopped"
+        /// The store cannot reach the database (no session opens, sessions
+        /// break, the server stopped answering its probe): calls fail with
+        /// UNAVAILABLE until it is back, which clears this by itself.
+        case databaseUnreachable = "database_unreachable"
+        /// The database answers but refuses writes (a standby, a demoted
+        /// primary, `default_transaction_read_only`): every write fails with
+        /// UNAVAILABLE; reads still work. Clears when writes commit again.
+        case databaseReadOnly = "database_read_only"
     }
 
     private struct State {

@@ -151,6 +151,11 @@ package struct LocalPostgres {
             wal_buffers = 16MB
             max_wal_size = 4GB
             checkpoint_timeout = 15min
+            # Each server instance holds --pool-size + 1 sessions (its lanes
+            # and its event feed) and a short one for its database probe;
+            # several instances, tools and the test suites (which run many
+            # stores at once) passed the default 100.
+            max_connections = 300
 
             """
         try Data(settings.utf8).write(to: URL(fileURLWithPath: path))

@@ -37,12 +37,17 @@ package final class PostgresConnection {
     private var registeredStatements: [String: String] = [:]
     /// Names prepared on the current server session; emptied on reconnect.
     private var preparedStatements: Set<String> = []
+    /// libpq's `connect_timeout` unless the connection string sets one.
+    private let connectTimeoutSeconds: Int
 
     /// Connects with a postgres:// URL or a key=value string.
     ///
     /// A string libpq cannot parse is refused before libpq sees it again:
     /// PQconnectdb's message would quote it, password and all.
-    package init(url: String) throws(PostgresError) {
+    package init(url: String, connectTimeoutSeconds: Int = connectTimeoutSecondsDefault) throws(PostgresError) {
+        // libpq treats 1 as 2; 0 would mean "wait forever".
+        precondition(connectTimeoutSeconds >= 2, "connect timeout below libpq's minimum of 2 s")
+        self.connectTimeoutSeconds = connectTimeoutSeconds
         let options: [(keyword: String, value: String)]
         switch ConnectionString.parse(url) {
         case .success(let parsed): options = parsed
@@ -93,7 +98,7 @@ package final class PostgresConnection {
         // connect_timeout comes first so that the same option in the
         // connection string (expanded from dbname) overrides it.
         let keywords = ["connect_timeout", "dbname"]
-        let values = [String(Self.connectTimeoutSecondsDefault), connectionString]
+        let values = [String(connectTimeoutSeconds), connectionString]
         let newHandle = withCStringArray(keywords) { keywordPointers in
             withCStringArray(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -168,6 +173,59 @@ package final class PostgresConnection {
     package func executeScript(_ sql: String) throws(PostgresError) {
         let handle = try liveHandle()
         _ = try consume(PQexec(handle, sql))
+    }
+
+    /// Runs `sql` (simple query protocol, no parameters) and waits at most
+    /// `timeoutMilliseconds` for its answer: for a probe, which must notice
+    /// a server that stopped answering (frozen, its host gone) instead of
+    /// waiting for it. On a timeout the session is closed (its protocol
+    /// state is unknown) and a connection error thrown.
+    package func query(_ sql: String, timeoutMilliseconds: Int) throws(PostgresError) -> PostgresResult {
+        let handle = try liveHandle()
+        guard PQsendQuery(handle, sql) == 1 else {
+            let error = failure(nil)
+            close()
+            throw error
+        }
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let end = Int64(deadline.tv_sec) * 1000 + Int64(deadline.tv_nsec) / 1_000_000 + Int64(timeoutMilliseconds)
+        var answer: PostgresResult?
+        var firstError: PostgresError?
+        while true {
+            while PQisBusy(handle) == 1 {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let left = end - (Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
+                guard left > 0 else {
+                    close()
+                    throw PostgresError(
+                        kind: .connection, message: "no answer within \(timeoutMilliseconds) ms", target: target)
+                }
+                var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+                let ready = poll(&descriptor, 1, Int32(min(left, Int64(Int32.max))))
+                if ready < 0, errno != EINTR {
+                    close()
+                    throw PostgresError(kind: .connection, message: "poll failed (errno \(errno))", target: target)
+                }
+                if ready > 0, PQconsumeInput(handle) != 1 {
+                    let error = failure(nil)
+                    close()
+                    throw error
+                }
+            }
+            guard let result = PQgetResult(handle) else { break }
+            do {
+                answer = try consume(result)
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError { throw firstError }
+        guard let answer else {
+            throw PostgresError(kind: .unexpectedResult, message: "no result", target: target)
+        }
+        return answer
     }
 
     /// Registers a statement to be prepared on first use on each session.

@@ -261,7 +261,7 @@ public final class EventFeed: EventSource, @unchecked Sendable {
                 try advanceFrontier(on: connection)
             } catch {
                 settings.log("events: frontier check failed: \(error)")
-                for job in work { Self.fail(job, LedgerError.readFailure(error)) }
+                for job in work { Self.fail(job, LedgerError.storageFailure(error)) }
                 continue
             }
             let (frontier, known) = condition.withLock { (self.frontier, frontierKnown) }
@@ -276,7 +276,7 @@ public final class EventFeed: EventSource, @unchecked Sendable {
                                     on: connection)))
                     } catch {
                         settings.log("events: read failed: \(error)")
-                        completion(.failure(LedgerError.readFailure(error)))
+                        completion(.failure(LedgerError.storageFailure(error)))
                     }
                 case .window(let completion):
                     // A frontier not known yet (the first rounds of a busy
@@ -289,7 +289,7 @@ public final class EventFeed: EventSource, @unchecked Sendable {
                         completion(.success(try window(above: frontier, on: connection)))
                     } catch {
                         settings.log("events: from_now failed: \(error)")
-                        completion(.failure(LedgerError.readFailure(error)))
+                        completion(.failure(LedgerError.storageFailure(error)))
                     }
                 }
             }

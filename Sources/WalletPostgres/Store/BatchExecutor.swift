@@ -10,7 +10,15 @@ enum BatchFailure: Error {
     /// became known), or another instance wrote one of its transaction ids
     /// first. Nothing was written.
     case retry(lockWallets: Set<String>)
-    case database(PostgresError)
+    /// `outcomeUnknown`: the connection broke while the batch's COMMIT was
+    /// on its way, so it may have been recorded. Any other failure rolled
+    /// the batch back whole: nothing of it was recorded.
+    case database(PostgresError, outcomeUnknown: Bool)
+}
+
+/// A failure of the pipeline that carries a batch's writes and its COMMIT.
+private struct CommitFailure: Error {
+    let error: PostgresError
 }
 
 /// Wall-clock time of each step of one batch, in microseconds from its start.
@@ -58,6 +66,12 @@ struct BatchExecutor {
     /// The house slot this executor's batches post to: one per worker, so
     /// workers never wait on each other for a house row.
     let houseSlot: Int?
+    /// Per asset, the slot this executor moved to when its own had no room
+    /// for an amount (see `followHouseSide`).
+    private(set) var houseSlotByAsset: [String: Int] = [:]
+    /// Set by `apply` when a command needs a house slot of this asset with
+    /// room and the batch holds none: the results stop before it.
+    private(set) var houseSlotsWanted: String?
     private var assets: [String: Asset] = [:]
     /// Where the last `apply` spent its time (for the slow-batch log).
     private(set) var phases = BatchPhases()
@@ -80,23 +94,36 @@ struct BatchExecutor {
     ) throws(BatchFailure) -> [Result<OperationResult, LedgerError>] {
         phases = BatchPhases()
         phases.mark(.start)
+        houseSlotsWanted = nil
         do {
             return try applyInTransaction(commands, hints: hints, prepared: prepared, now: now, lockHint: lockHint)
         } catch let failure as BatchFailure {
             rollback()
             throw failure
+        } catch let failure as CommitFailure {
+            rollback()
+            throw Self.batchFailure(failure.error, duringCommit: true)
         } catch let error as PostgresError {
             rollback()
-            // Another instance committed one of our transaction ids first:
-            // run again, and see it as a replay or a mismatch.
-            if error.isUniqueViolation, error.constraint == "transactions_pkey" {
-                throw .retry(lockWallets: [])
-            }
-            throw .database(error)
+            throw Self.batchFailure(error, duringCommit: false)
         } catch {
             rollback()
-            throw .database(PostgresError(kind: .unexpectedResult, message: "\(error)"))
+            throw .database(PostgresError(kind: .unexpectedResult, message: "\(error)"), outcomeUnknown: false)
         }
+    }
+
+    /// What a failed attempt tells the worker. The batch was rolled back
+    /// (or its session is gone).
+    private static func batchFailure(_ error: PostgresError, duringCommit: Bool) -> BatchFailure {
+        // Another instance committed one of our transaction ids first:
+        // run again, and see it as a replay or a mismatch.
+        if error.isUniqueViolation, error.constraint == "transactions_pkey" {
+            return .retry(lockWallets: [])
+        }
+        // Only a session lost while the COMMIT was on its way leaves the
+        // outcome unknown; a statement the server refused aborted the
+        // transaction, COMMIT included.
+        return .database(error, outcomeUnknown: duringCommit && error.failureClass == .connectionLost)
     }
 
     private func rollback() {
@@ -111,9 +138,11 @@ struct BatchExecutor {
     ) throws -> [Result<OperationResult, LedgerError>] {
         // What each command names itself; a later phase rebuilds a
         // command's footprint only when a transaction it names turned up.
-        let named = commands.map { Ledger.footprint(of: $0, known: [:], houseSlot: houseSlot) }
+        let named = commands.map { self.footprint(of: $0) }
         func footprint(_ index: Int, known: [String: TransactionRecord]) -> Footprint {
-            Ledger.footprint(of: commands[index], known: known, houseSlot: houseSlot, base: named[index])
+            Ledger.footprint(
+                of: commands[index], known: known, houseSlot: houseSlot, houseSlotByAsset: houseSlotByAsset,
+                base: named[index])
         }
         var transactionIDs = Set<String>()
         for footprint in named { transactionIDs.formUnion(footprint.transactionIDs) }
@@ -127,7 +156,9 @@ struct BatchExecutor {
         var lockSet = lockHint
         for hint in hints.compactMap({ $0 }) {
             lockSet.insert(hint.walletID)
-            lockSet.insert(Reserved.houseWalletID(asset: hint.asset, forWallet: hint.walletID, slot: houseSlot))
+            lockSet.insert(
+                Reserved.houseWalletID(
+                    asset: hint.asset, forWallet: hint.walletID, slot: houseSlotByAsset[hint.asset] ?? houseSlot))
         }
         let targetsFirst = zip(commands, hints).contains { $0.primaryWalletID == nil && $1 == nil }
         var reads: [(name: String, parameters: [PostgresParameter])] = [("begin", [])]
@@ -169,6 +200,7 @@ struct BatchExecutor {
 
         var state = LedgerState()
         state.houseSlot = houseSlot
+        state.houseSlotByAsset = houseSlotByAsset
         state.assets = assets
         for row in 0..<second[0].rowCount { state.load(wallet: RowCoding.wallet(second[0], row: row)) }
         Self.loadBalances(second[1], into: &state)
@@ -179,15 +211,75 @@ struct BatchExecutor {
         results.reserveCapacity(commands.count)
         for (index, command) in commands.enumerated() {
             if !footprint(index, known: state.transactions).walletIDs.isSubset(of: lockSet) { break }
-            results.append(Ledger.apply(command, to: &state, now: now))
+            let result = Ledger.apply(command, to: &state, now: now)
+            if case .failure(let error) = result, let asset = error.houseSlotsFullAsset {
+                // Nothing of this command was applied; the ones before it commit.
+                houseSlotsWanted = asset
+                break
+            }
+            results.append(result)
         }
 
         phases.mark(.applied)
         let statements = writes(state, prepared: prepared) + [("commit", [])]
         phases.mark(.encoded)
-        _ = try connection.pipeline(statements)
+        do {
+            _ = try connection.pipeline(statements)
+        } catch {
+            throw CommitFailure(error: error)
+        }
         phases.mark(.committed)
         return results
+    }
+
+    /// What `command` locks with nothing looked up yet, house slots as this
+    /// executor places them.
+    func footprint(of command: Command) -> Footprint {
+        Ledger.footprint(of: command, known: [:], houseSlot: houseSlot, houseSlotByAsset: houseSlotByAsset)
+    }
+
+    // MARK: House slots
+
+    /// Every house slot wallet of `asset` (outside a batch: the locks come
+    /// with the batch that then holds them).
+    func houseSlotWallets(asset: String) throws(PostgresError) -> [String] {
+        let rows = try connection.pipeline([("load_house_slots", [PostgresParameter.text(asset)])])[0]
+        return (0..<rows.rowCount).compactMap { rows.string(row: $0, column: 0) }.filter {
+            Reserved.houseSlot(of: $0, asset: asset) != nil
+        }
+    }
+
+    /// Opens the next house slot of `asset` (one past the highest there is)
+    /// and returns its wallet id. Committed at once, on its own: an empty
+    /// system wallet is harmless, and two instances opening the same one
+    /// meet in ON CONFLICT DO NOTHING and share it.
+    func openHouseSlot(asset: String, existing: [String]) throws(PostgresError) -> String {
+        let highest = existing.compactMap { Reserved.houseSlot(of: $0, asset: asset) }.max() ?? -1
+        precondition(highest + 1 < Limits.houseSlotsMax, "house of \(asset) has \(highest + 1) slots")
+        let id = Reserved.houseWalletID(asset: asset, slot: highest + 1)
+        _ = try connection.pipeline([
+            (
+                "open_house_slot",
+                [
+                    PostgresParameter.text(id), PostgresParameter.text(String(RowCoding.microseconds())),
+                    PostgresParameter.text(hexString(HashChain.genesis)),
+                ]
+            )
+        ])
+        return id
+    }
+
+    /// After a batch that needed a house slot with room for `asset`: this
+    /// executor posts that asset to the slot its results went to from now
+    /// on, so that the next batches do not look for room again.
+    mutating func followHouseSide(of results: [Result<OperationResult, LedgerError>], asset: String) {
+        for case .success(let outcome) in results.reversed() where !outcome.replayed {
+            for entry in outcome.transaction.entries where entry.asset == asset {
+                guard let slot = Reserved.houseSlot(of: entry.walletID, asset: asset) else { continue }
+                houseSlotByAsset[asset] = slot
+                return
+            }
+        }
     }
 
     // MARK: Loading
@@ -493,6 +585,16 @@ package enum Statements {
             FROM wallets WHERE wallet_id = ANY($1::text[]) ORDER BY wallet_id FOR UPDATE
             """)
         connection.prepare("load_assets", "SELECT code, decimal_places FROM assets")
+        // An asset's house slots, through the system wallets' index (migration 6).
+        connection.prepare(
+            "load_house_slots",
+            "SELECT wallet_id FROM wallets WHERE is_system AND split_part(wallet_id, ':', 3) = $1::text")
+        connection.prepare(
+            "open_house_slot",
+            """
+            INSERT INTO wallets (wallet_id, is_system, created_at, last_hash)
+            VALUES ($1, true, $2::bigint, decode($3, 'hex')) ON CONFLICT (wallet_id) DO NOTHING
+            """)
         connection.prepare(
             "create_wallets",
             """

@@ -35,16 +35,6 @@ enum GroupedRead: Sendable {
     }
 }
 
-extension LedgerError {
-    /// What a reader is told when storage failed: UNAVAILABLE when the
-    /// database went away (worth a retry), INTERNAL otherwise (the details go
-    /// to the log, never to the caller).
-    static func readFailure(_ error: any Error) -> LedgerError {
-        (error as? PostgresError)?.isConnectionFailure == true
-            ? .unavailable("the database is unreachable") : .internalError("storage error")
-    }
-}
-
 /// A GetTransaction waiting on a worker.
 struct PendingTransactionRead: Sendable {
     let id: String

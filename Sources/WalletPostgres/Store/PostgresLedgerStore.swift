@@ -39,6 +39,14 @@ public struct StoreConfiguration: Sendable {
     /// waits: it is the bottleneck itself. See docs/benchmarks.md. 0: off.
     public var batchWaitMicroseconds = 2_000
     public var batchWaitTarget = 32
+    /// How often the store probes the database when its workers have said
+    /// nothing about it for that long (an idle server), or while it is not
+    /// available; 0: never (workers' reports only). See `DatabaseStatus`.
+    /// Off unless asked for: the server asks (`--database-probe-ms`, default
+    /// `databaseProbeIntervalMillisecondsServing`); a store in a test or a
+    /// tool has no health to keep.
+    public var databaseProbeIntervalMilliseconds = 0
+    public static let databaseProbeIntervalMillisecondsServing = 1_000
     public var log: @Sendable (String) -> Void
     /// Where the workers record queue depths, batch sizes, commit times and
     /// connection states (see `StoreMetrics`).
@@ -66,6 +74,7 @@ public struct StoreConfiguration: Sendable {
 /// on Swift's cooperative pool. Callers await; workers complete.
 public final class PostgresLedgerStore: LedgerStore {
     private let workers: [StoreWorker]
+    private let monitor: DatabaseMonitor
     public let configuration: StoreConfiguration
     /// Signs page tokens; shared by every instance through the database.
     public let pageTokens: PageTokenCodec
@@ -85,6 +94,10 @@ public final class PostgresLedgerStore: LedgerStore {
         let secret = try Self.pageTokenSecret(setup)
         self.pageTokens = PageTokenCodec(secret: secret)
         setup.close()
+        monitor = DatabaseMonitor(
+            settings: DatabaseMonitor.Settings(
+                databaseURL: configuration.databaseURL,
+                probeIntervalMilliseconds: configuration.databaseProbeIntervalMilliseconds, log: configuration.log))
         let events = EventFeed(
             settings: EventFeed.Settings(databaseURL: configuration.databaseURL, log: configuration.log),
             cursors: EventCursorCodec(secret: secret))
@@ -95,9 +108,9 @@ public final class PostgresLedgerStore: LedgerStore {
             queueDepthMax: configuration.queueDepthMax, walletQueueDepthMax: configuration.walletQueueDepthMax,
             slowBatchMilliseconds: configuration.slowBatchMilliseconds,
             batchWaitMicroseconds: configuration.writeMode == .lanes ? configuration.batchWaitMicroseconds : 0,
-            batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), log: configuration.log,
-            metrics: configuration.metrics ?? StoreMetrics(), connectAtStart: configuration.connectWorkersAtStart,
-            committed: { events.commitHappened() })
+            batchWaitTarget: configuration.batchWaitTarget, activity: WorkerActivity(), monitor: monitor,
+            log: configuration.log, metrics: configuration.metrics ?? StoreMetrics(),
+            connectAtStart: configuration.connectWorkersAtStart, committed: { events.commitHappened() })
         workers = (0..<max(1, configuration.poolSize)).map {
             StoreWorker(
                 name: "wallet-db-\($0)", relayName: "wallet-ack-\($0)", settings: settings,
@@ -105,6 +118,17 @@ public final class PostgresLedgerStore: LedgerStore {
         }
         for worker in workers { worker.start() }
         events.start()
+        monitor.start()
+    }
+
+    /// Whether the database takes writes, as the store last saw it.
+    public var databaseStatus: DatabaseStatus { monitor.status }
+
+    /// Calls `observer` with the database's status now and after each
+    /// change (on the thread that noticed it; keep it quick). Health wires
+    /// itself here: NOT_SERVING while the database is not available.
+    public func observeDatabaseStatus(_ observer: @escaping @Sendable (DatabaseStatus) -> Void) {
+        monitor.observe(observer)
     }
 
     /// Applies pending migrations and returns the versions applied.
@@ -118,6 +142,7 @@ public final class PostgresLedgerStore: LedgerStore {
     /// own thread, which nothing does, it returns at once and that lane
     /// drains behind it.)
     public func shutdown() {
+        monitor.stop()
         events.stop()
         for worker in workers { worker.stop() }
     }
@@ -265,7 +290,7 @@ public final class PostgresLedgerStore: LedgerStore {
                     continuation.resume(returning: .failure(error))
                 } catch {
                     log("read failed: \(error)")
-                    continuation.resume(returning: .failure(.readFailure(error)))
+                    continuation.resume(returning: .failure(.storageFailure(error)))
                 }
             }
         }

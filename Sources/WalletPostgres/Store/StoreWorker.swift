@@ -272,6 +272,11 @@ final class StoreWorker: @unchecked Sendable {
         /// one instance shared by all of a store's workers (no default, so
         /// that settings made per worker cannot silently give each its own).
         var activity: WorkerActivity
+        /// Told when a session fails or a write is refused, and after each
+        /// commit: one instance shared by all of a store's workers (a
+        /// worker made alone, in a test, gets one that nobody observes).
+        var monitor = DatabaseMonitor(
+            settings: DatabaseMonitor.Settings(databaseURL: "", probeIntervalMilliseconds: 0, log: { _ in }))
         var log: @Sendable (String) -> Void
         /// Shared by a store's workers; each adds its lane's queue depth.
         var metrics = StoreMetrics.none
@@ -280,6 +285,11 @@ final class StoreWorker: @unchecked Sendable {
         /// Runs after each batch that committed (the event feed's wake-up).
         var committed: @Sendable () -> Void = {}
     }
+
+    /// After a failed connect, a worker answers UNAVAILABLE at once for
+    /// this long instead of trying again for every batch (each try may wait
+    /// up to libpq's connect timeout while callers queue).
+    static let reconnectBackoffMilliseconds = 250
 
     private let settings: Settings
     private let loop = LoopThread()
@@ -304,6 +314,8 @@ final class StoreWorker: @unchecked Sendable {
     /// The depth last recorded (worker thread only): the gauge is written
     /// only when it changes.
     private var recordedQueueDepth = -1
+    /// When the last connect failed (see `reconnectBackoffMilliseconds`).
+    private var lastConnectFailure: ContinuousClock.Instant?
     /// Internal for tests (its backlog).
     let relay = CompletionRelay()
     private let relayName: String
@@ -599,6 +611,11 @@ final class StoreWorker: @unchecked Sendable {
 
     private func connectOrReconnect() -> PostgresConnection? {
         if let connection, connection.isConnected { return connection }
+        if let lastConnectFailure,
+            ContinuousClock.now - lastConnectFailure < .milliseconds(Self.reconnectBackoffMilliseconds)
+        {
+            return nil
+        }
         do {
             if let connection {
                 try connection.reconnect()
@@ -610,10 +627,27 @@ final class StoreWorker: @unchecked Sendable {
                 connection = fresh
                 executor = BatchExecutor(connection: fresh, houseSlot: settings.houseSlot)
             }
+            lastConnectFailure = nil
             return connection
         } catch {
+            lastConnectFailure = .now
+            connection?.close()
             settings.log("\(name): database unreachable: \(error)")
+            settings.monitor.report(.unreachable, because: "\(name): \(error)")
             return nil
+        }
+    }
+
+    /// Tells the monitor what a failed statement says about the database.
+    /// A read-only refusal also drops the session: opened again, a
+    /// multi-host URL with `target_session_attrs=read-write` finds the
+    /// server that now takes writes.
+    private func noticeFailure(_ error: PostgresError) {
+        if error.isReadOnly {
+            connection?.close()
+            settings.monitor.report(.readOnly, because: "\(name): \(error)")
+        } else if error.failureClass == .connectionLost {
+            settings.monitor.report(.unreachable, because: "\(name): \(error)")
         }
     }
 
@@ -621,11 +655,14 @@ final class StoreWorker: @unchecked Sendable {
         var pending = batch[...]
         var lockHint = Set<String>()
         var attempts = 0
-        let attemptsMax = 8
+        let attemptsMax = BatchRecovery.attemptsMax
         // Set once an attempt may have committed (the connection went away
         // around COMMIT): from then on a caller's answer must come from the
         // ledger (a retry replays it), never "deadline passed, nothing recorded".
         var possiblyCommitted = false
+        // An asset whose house side this batch had to find room for: the
+        // lane follows it to the slot that had room.
+        var followHouseSlot: String?
         while !pending.isEmpty {
             let now = ContinuousClock.now
             var expired: [CompletionRelay.Delivery] = []
@@ -665,21 +702,53 @@ final class StoreWorker: @unchecked Sendable {
                     settings.log("\(name): slow batch: \(live.count) commands: \(executor.phases)")
                 }
                 relay.post(zip(live, results).map { (item, result) in (item.completion, result) })
-                if !results.isEmpty { settings.committed() }
-                if results.isEmpty {
-                    attempts += 1
-                    if attempts > attemptsMax {
-                        fail(live, .internalError("a command could not take the locks it needs"))
-                        return
+                if !results.isEmpty {
+                    settings.monitor.report(.available)
+                    settings.committed()
+                    if let asset = followHouseSlot {
+                        executor.followHouseSide(of: results, asset: asset)
+                        self.executor = executor
+                        followHouseSlot = nil
                     }
-                    lockHint.formUnion(
-                        Ledger.footprint(of: live[0].command, known: [:], houseSlot: settings.houseSlot).walletIDs)
                 }
                 pending = live.dropFirst(results.count)[...]
                 if !results.isEmpty {
                     lockHint = []
                     attempts = 0
                     possiblyCommitted = false
+                }
+                if let asset = executor.houseSlotsWanted {
+                    // A slot of this lane had no room for an amount: lock
+                    // every slot of the asset, then, if none had room
+                    // either, open a new one; and post there from now on.
+                    attempts += 1
+                    if attempts > attemptsMax {
+                        fail(pending, .unavailable("no house slot of \(asset) has room; nothing was recorded"))
+                        return
+                    }
+                    do throws(PostgresError) {
+                        let slots = try executor.houseSlotWallets(asset: asset)
+                        if Set(slots).isSubset(of: lockHint) {
+                            let opened = try executor.openHouseSlot(asset: asset, existing: slots)
+                            settings.log("\(name): every house slot of \(asset) is full; opened \(opened)")
+                            lockHint.insert(opened)
+                        } else {
+                            lockHint.formUnion(slots)
+                        }
+                    } catch {
+                        settings.log("\(name): looking for house room failed: \(error)")
+                        noticeFailure(error)
+                        fail(pending, .storageFailure(error))
+                        return
+                    }
+                    followHouseSlot = asset
+                } else if results.isEmpty {
+                    attempts += 1
+                    if attempts > attemptsMax {
+                        fail(live, .internalError("a command could not take the locks it needs"))
+                        return
+                    }
+                    lockHint.formUnion(executor.footprint(of: live[0].command).walletIDs)
                 }
             } catch {
                 self.executor = executor
@@ -698,25 +767,23 @@ final class StoreWorker: @unchecked Sendable {
                         fail(live, .unavailable("contention: retry later; nothing was recorded"))
                         return
                     }
-                case .database(let error):
+                case .database(let error, let outcomeUnknown):
                     settings.log("\(name): batch of \(live.count) failed: \(error)")
-                    let outcomeUnknown = error.isConnectionFailure || error.kind == .unexpectedResult
+                    noticeFailure(error)
+                    let recovery = BatchRecovery.after(
+                        error, outcomeUnknown: outcomeUnknown, possiblyCommitted: possiblyCommitted,
+                        attempts: attempts, batchSize: live.count)
                     if outcomeUnknown { possiblyCommitted = true }
-                    if error.isRetryable || outcomeUnknown, attempts <= attemptsMax {
+                    switch recovery {
+                    case .retry:
                         pending = live[...]
-                        continue
-                    }
-                    if live.count > 1, !possiblyCommitted {
-                        // Keep one bad command from failing its neighbours.
+                    case .split:
                         for item in live { runBatch([item]) }
                         return
+                    case .fail(let failure):
+                        fail(live, failure)
+                        return
                     }
-                    let failure: LedgerError =
-                        possiblyCommitted
-                        ? .unavailable("the database went away during commit; retry with the same transaction_id")
-                        : .internalError("storage error; nothing was recorded")
-                    fail(live, failure)
-                    return
                 }
             }
         }
@@ -752,8 +819,9 @@ final class StoreWorker: @unchecked Sendable {
                     results = try run(connection)
                 } catch {
                     connection.rollbackQuietly()
+                    if let error = error as? PostgresError { noticeFailure(error) }
                     settings.log("\(name): \(reads.count) \(what) failed: \(error)")
-                    results = Array(repeating: .failure(.readFailure(error)), count: reads.count)
+                    results = Array(repeating: .failure(.storageFailure(error)), count: reads.count)
                 }
             } else {
                 results = Array(repeating: .failure(.unavailable("the database is unreachable")), count: reads.count)
@@ -782,11 +850,9 @@ final class StoreWorker: @unchecked Sendable {
             connection.rollbackQuietly()
             settings.log("\(name): creating \(batch.count) wallets failed: \(error)")
             // Creating a wallet is idempotent: a retry finds it if the commit
-            // went through.
-            let failure: LedgerError =
-                error.isConnectionFailure || error.isRetryable
-                ? .unavailable("the database did not answer; retry (creating a wallet is idempotent)")
-                : .internalError("storage error creating the wallet")
+            // went through, so even a commit lost on its way is UNAVAILABLE.
+            noticeFailure(error)
+            let failure = LedgerError.storageFailure(error)
             for item in batch { item.completion(.failure(failure)) }
         }
     }
