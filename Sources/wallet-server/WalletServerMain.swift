@@ -14,7 +14,15 @@ struct WalletServerMain {
             options = try Options.parse(
                 Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
         } catch let error as UsageError {
-            if let message = error.message { FileHandle.standardError.write(Data("error: \(message)\n".utf8)) }
+            // Before the level is known and logging set up: this one line is
+            // written by a handler of its own, JSON like every other.
+            if let message = error.message {
+                JSONLinesLogHandler(label: "wallet-server", level: .error)
+                    .log(
+                        event: LogEvent(
+                            level: .error, message: "error: \(message)", metadata: nil, source: nil, file: #fileID,
+                            function: #function, line: #line))
+            }
             print(Options.usage)
             exit(error.message == nil ? 0 : 2)
         } catch {

@@ -241,3 +241,13 @@ def test_a_failing_database_url_never_logs_its_password(case, server_binary, dat
     last = lines[-1]
     assert last["level"] == "critical" and "cannot connect to the database" in last["message"], last
     assert ("port=1" if case == "refused" else "user=%s" % urlsplit(database_url).username) in last["message"]
+
+
+def test_a_usage_error_is_a_json_line_too(server_binary):
+    res = subprocess.run([server_binary, "serve", "--log-level", "loud"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2
+    lines = [json.loads(line) for line in res.stderr.splitlines()]
+    assert len(lines) == 1, res.stderr
+    check_line_shape(lines[0])
+    assert lines[0]["level"] == "error" and "--log-level must be one of" in lines[0]["message"]
+    assert "usage: wallet-server" in res.stdout
